@@ -1,0 +1,87 @@
+// Command messager is the messager server, terminal client, load generator
+// and admin tools in one binary.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/spf13/cobra"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+// run executes the command line args and returns the exit status. Errors
+// are printed once, here, prefixed with the program name.
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	root := newRootCmd()
+	root.SetArgs(args)
+	root.SetIn(stdin)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	err := root.Execute()
+	if err == nil {
+		return 0
+	}
+	var ec *exitError
+	if errors.As(err, &ec) {
+		if ec.err != nil {
+			fmt.Fprintf(stderr, "messager: %v\n", ec.err)
+		}
+		return ec.code
+	}
+	fmt.Fprintf(stderr, "messager: %v\n", err)
+	return 1
+}
+
+func newRootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "messager",
+		Short: "A small, fast, secure messaging server and client",
+		Long: `messager relays text messages between users logged in to one server over TLS.
+
+Start a server with "messager serve", add users with "messager user add",
+and chat with "messager chat".`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.CompletionOptions.DisableDefaultCmd = true
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return usageError(fmt.Errorf("%w (see %q)", err, c.CommandPath()+" --help"))
+	})
+	root.AddCommand(
+		newServeCmd(),
+		newUserCmd(),
+		newCertCmd(),
+		newChatCmd(),
+		newSendCmd(),
+		newBenchCmd(),
+	)
+	return root
+}
+
+// exitError carries an exit status other than 1 out of a command. A nil
+// err means the command already told the user what happened.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string {
+	if e.err == nil {
+		return fmt.Sprintf("exit status %d", e.code)
+	}
+	return e.err.Error()
+}
+
+func (e *exitError) Unwrap() error { return e.err }
+
+// withExitCode makes a command exit with code, printing err if not nil.
+func withExitCode(code int, err error) error { return &exitError{code: code, err: err} }
+
+// usageError is a bad flag or argument: exit status 2, as is the custom.
+func usageError(err error) error { return &exitError{code: 2, err: err} }

@@ -1,0 +1,145 @@
+// Package protocol holds the messager wire format, version 1: line framing,
+// limits, names, and the parsing and formatting of every query. It knows
+// nothing of networks or sessions; the server, the client and the load
+// generator all build on it.
+//
+// Parsers return slices into the line they were given and never allocate;
+// formatters append to a caller's buffer, so the relay path can build lines
+// without allocating.
+package protocol
+
+import (
+	"bytes"
+	"errors"
+	"unicode/utf8"
+)
+
+// Limits of the protocol.
+const (
+	// DefaultPort is the port a server listens on unless told otherwise.
+	DefaultPort = 18443
+	// MaxLine is the longest line a client may send, terminator included.
+	MaxLine = 4096
+	// MaxServerLine is the longest line a server may send, terminator
+	// included; clients must accept lines up to this length.
+	MaxServerLine = 8192
+	// MaxNameLen is the longest username.
+	MaxNameLen = 32
+	// MaxPasswordLen is the longest password, in bytes.
+	MaxPasswordLen = 128
+)
+
+// Reasons the server gives in END lines. They are sent between angle
+// brackets; ProtocolError reasons are preceded by "* ".
+const (
+	ReasonBadLogin          = "incorrect username or password"
+	ReasonEndAccepted       = "end accepted"
+	ReasonLoggedInElsewhere = "logged in elsewhere"
+	ReasonTimeout           = "timeout"
+	ReasonTooManyAttempts   = "too many attempts"
+	ReasonTooSlow           = "too slow"
+	ReasonShuttingDown      = "server shutting down"
+	ReasonAccountRemoved    = "account removed"
+	ReasonServerFull        = "server full"
+	ReasonTooManyConns      = "too many connections"
+	ReasonIncorrectProtocol = "incorrect protocol"
+	ReasonLineTooLong       = "line too long"
+	// ReasonNotOnline is the text of a CNT line.
+	ReasonNotOnline = "user not online"
+)
+
+// Errors of the framing and parsing layer. A server answers ErrLineTooLong
+// with END * <line too long> and every other parse error with
+// END * <incorrect protocol>.
+var (
+	ErrLineTooLong = errors.New("line too long")
+	ErrProtocol    = errors.New("incorrect protocol")
+)
+
+// TrimLine removes the line terminator from a raw line: the final "\n",
+// one "\r" before it, then any trailing spaces and tabs. A line without a
+// "\n" is trimmed the same way.
+func TrimLine(line []byte) []byte {
+	if n := len(line); n > 0 && line[n-1] == '\n' {
+		line = line[:n-1]
+	}
+	if n := len(line); n > 0 && line[n-1] == '\r' {
+		line = line[:n-1]
+	}
+	for n := len(line); n > 0 && (line[n-1] == ' ' || line[n-1] == '\t'); n = len(line) {
+		line = line[:n-1]
+	}
+	return line
+}
+
+// ValidName reports whether b is a username: 1 to MaxNameLen characters
+// from A-Z a-z 0-9 _ . -
+func ValidName(b []byte) bool {
+	if len(b) == 0 || len(b) > MaxNameLen {
+		return false
+	}
+	for _, c := range b {
+		if !nameByte[c] {
+			return false
+		}
+	}
+	return true
+}
+
+// ValidNameString is ValidName for a string.
+func ValidNameString(s string) bool {
+	if len(s) == 0 || len(s) > MaxNameLen {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if !nameByte[s[i]] {
+			return false
+		}
+	}
+	return true
+}
+
+// ValidPassword reports whether b can be sent as a password: 1 to
+// MaxPasswordLen bytes of valid text with no spaces or control characters.
+func ValidPassword(b []byte) bool {
+	if len(b) == 0 || len(b) > MaxPasswordLen || bytes.IndexByte(b, ' ') >= 0 || bytes.IndexByte(b, '\t') >= 0 {
+		return false
+	}
+	return ValidText(b)
+}
+
+var nameByte = func() (t [256]bool) {
+	for c := 'a'; c <= 'z'; c++ {
+		t[c] = true
+		t[c-'a'+'A'] = true
+	}
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	t['_'], t['.'], t['-'] = true, true, true
+	return t
+}()
+
+// ValidText reports whether b is valid UTF-8 without control characters
+// other than TAB: no U+0000–U+001F, U+007F or U+0080–U+009F.
+func ValidText(b []byte) bool {
+	for i := 0; i < len(b); {
+		c := b[i]
+		if c < utf8.RuneSelf {
+			if (c < 0x20 && c != '\t') || c == 0x7f {
+				return false
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && size == 1 {
+			return false
+		}
+		if r >= 0x80 && r <= 0x9f {
+			return false
+		}
+		i += size
+	}
+	return true
+}
