@@ -1,0 +1,190 @@
+package users
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/messager/messager/internal/protocol"
+)
+
+// Add adds user name with password to the user file at path, creating the
+// file if it does not exist. It fails if a user with that name, ignoring
+// case, already exists.
+func Add(path, name string, password []byte) error {
+	if err := checkName(name); err != nil {
+		return err
+	}
+	hash, err := hashChecked(password)
+	if err != nil {
+		return err
+	}
+	return edit(path, true, func(t *Table, lines []rawLine) ([]rawLine, error) {
+		if e := t.findFold(name); e != nil {
+			if e.name == name {
+				return nil, fmt.Errorf("user %q already exists", name)
+			}
+			return nil, fmt.Errorf("user %q already exists as %q (names are unique ignoring case)", name, e.name)
+		}
+		crlf := len(lines) > 0 && lines[0].crlf
+		return append(lines, rawLine{text: name + "," + hash, crlf: crlf}), nil
+	})
+}
+
+// Delete removes user name, matched exactly, from the user file at path.
+func Delete(path, name string) error {
+	return edit(path, false, func(t *Table, lines []rawLine) ([]rawLine, error) {
+		e, err := find(t, name)
+		if err != nil {
+			return nil, err
+		}
+		return append(lines[:e.line-1:e.line-1], lines[e.line:]...), nil
+	})
+}
+
+// SetPassword replaces the password of user name, matched exactly, in the
+// user file at path.
+func SetPassword(path, name string, password []byte) error {
+	hash, err := hashChecked(password)
+	if err != nil {
+		return err
+	}
+	return edit(path, false, func(t *Table, lines []rawLine) ([]rawLine, error) {
+		e, err := find(t, name)
+		if err != nil {
+			return nil, err
+		}
+		lines[e.line-1].text = e.name + "," + hash
+		return lines, nil
+	})
+}
+
+func checkName(name string) error {
+	if !protocol.ValidNameString(name) {
+		return fmt.Errorf("invalid user name %s: want 1 to %d of A-Z a-z 0-9 _ . -", snippet(name), protocol.MaxNameLen)
+	}
+	return nil
+}
+
+// hashChecked checks password against the protocol's rules, since a
+// password that cannot be sent in AUTH could never be used, then hashes it.
+func hashChecked(password []byte) (string, error) {
+	if !protocol.ValidPassword(password) {
+		return "", fmt.Errorf("invalid password: want 1 to %d bytes without spaces or control characters", protocol.MaxPasswordLen)
+	}
+	return HashWithParams(password, editParams)
+}
+
+// editParams are the parameters of hashes written by Add and SetPassword;
+// tests lower them to run fast.
+var editParams = DefaultParams
+
+func find(t *Table, name string) (*entry, error) {
+	if e := t.lookup(name); e != nil {
+		return e, nil
+	}
+	if e := t.findFold(name); e != nil {
+		return nil, fmt.Errorf("no user %q (did you mean %q?)", name, e.name)
+	}
+	return nil, fmt.Errorf("no user %q", name)
+}
+
+// edit runs change on the parsed file at path and writes the result back
+// atomically, all under the file's lock, so that concurrent edits from any
+// number of processes apply one after the other and none is lost. Lines
+// that change leaves alone are written back exactly as they were, comments
+// included. With create, a missing file is taken as empty.
+func edit(path string, create bool, change func(*Table, []rawLine) ([]rawLine, error)) error {
+	// Edit the file a symbolic link points to, rather than replacing
+	// the link with a regular file.
+	if real, err := filepath.EvalSymlinks(path); err == nil {
+		path = real
+	}
+	unlock, err := lockFile(path + ".lock")
+	if err != nil {
+		return fmt.Errorf("lock %s: %w", path, err)
+	}
+	defer unlock()
+
+	data, err := readFileLimited(path)
+	if errors.Is(err, fs.ErrNotExist) && create {
+		data, err = nil, nil
+	}
+	if err != nil {
+		return err
+	}
+	t, lines, err := parse(data)
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	lines, err = change(t, lines)
+	if err != nil {
+		return err
+	}
+	var b strings.Builder
+	for _, l := range lines {
+		b.WriteString(l.text)
+		if l.crlf {
+			b.WriteByte('\r')
+		}
+		b.WriteByte('\n')
+	}
+	return writeAtomic(path, []byte(b.String()))
+}
+
+func readFileLimited(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := readLimited(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return data, nil
+}
+
+// writeAtomic replaces the file at path with data, mode 0600: a reader
+// (the server reloading) sees the old file or the new one, never a part,
+// and a crash leaves one or the other on disk.
+func writeAtomic(path string, data []byte) (err error) {
+	dir, base := filepath.Split(path)
+	if dir == "" {
+		dir = "."
+	}
+	f, err := os.CreateTemp(dir, "."+base+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	tmp := f.Name()
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(tmp)
+			err = fmt.Errorf("write %s: %w", path, err)
+		}
+	}()
+	// CreateTemp makes the file 0600 already; say so anyway, since this
+	// is the mode the file must keep whatever it was before.
+	if err := f.Chmod(0o600); err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	syncDir(dir)
+	return nil
+}

@@ -1,0 +1,266 @@
+// Package users reads, verifies and edits the user store: a user.csv file
+// with one user per line, "name,hash".
+//
+// File format:
+//
+//   - One user per line: the name, a comma, then the credential. The line is
+//     split at its first comma, so the credential may itself hold commas (an
+//     argon2id string does).
+//   - The name follows the protocol: 1 to 32 of A-Z a-z 0-9 _ . -. Names are
+//     unique ignoring case, so "alice" and "Alice" cannot both exist.
+//   - The credential is an argon2id PHC string ("$argon2id$v=19$m=..."), a
+//     bcrypt hash ("$2a$", "$2b$" or "$2y$"), or, for hand-written files, a
+//     plain password. Anything that starts with "$" is taken for a hash, so a
+//     plain password cannot start with "$"; unknown schemes are errors.
+//   - Blank lines and lines whose first non-blank character is "#" are
+//     ignored, "\r\n" line endings are accepted, spaces and tabs around
+//     each field are removed, and the final newline is optional.
+//   - The file is read through a 16 MiB limit; every error names its line.
+//
+// A Table is an immutable snapshot of the file: the server loads a new one
+// on reload and swaps it in, so readers never need a lock.
+package users
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"slices"
+	"strings"
+
+	"github.com/messager/messager/internal/protocol"
+)
+
+// MaxFileSize is the largest user file Parse accepts. Even a million users
+// with argon2id hashes fit in about a tenth of it.
+const MaxFileSize = 16 << 20
+
+// Table is an immutable snapshot of a user file. The zero value and a nil
+// *Table are empty tables.
+type Table struct {
+	byName map[string]*entry // exact name -> entry
+	names  []string          // sorted
+}
+
+// entry is one user line.
+type entry struct {
+	name string
+	line int // 1-based line number in the file it came from
+	cred credential
+}
+
+// Load reads and parses the user file at path. Errors name the file and,
+// for a malformed file, the line.
+func Load(path string) (*Table, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	t, err := Parse(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return t, nil
+}
+
+// EnsureFile creates an empty user file at path, mode 0600, unless a file
+// already exists there. It reports whether it created one.
+func EnsureFile(path string) (created bool, err error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if err := f.Close(); err != nil {
+		return true, err
+	}
+	return true, nil
+}
+
+// Parse reads a user file from r, through a MaxFileSize limit, and checks
+// every line. Errors carry the line number ("line 7: ...").
+func Parse(r io.Reader) (*Table, error) {
+	data, err := readLimited(r)
+	if err != nil {
+		return nil, err
+	}
+	t, _, err := parse(data)
+	return t, err
+}
+
+func readLimited(r io.Reader) ([]byte, error) {
+	data, err := io.ReadAll(io.LimitReader(r, MaxFileSize+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > MaxFileSize {
+		return nil, fmt.Errorf("user file is larger than %d MiB", MaxFileSize>>20)
+	}
+	return data, nil
+}
+
+// Len returns the number of users.
+func (t *Table) Len() int {
+	if t == nil {
+		return 0
+	}
+	return len(t.names)
+}
+
+// Names returns the user names, sorted. The caller owns the slice.
+func (t *Table) Names() []string {
+	if t == nil {
+		return []string{}
+	}
+	return slices.Clone(t.names)
+}
+
+// Has reports whether name is a user. Names match exactly.
+func (t *Table) Has(name string) bool {
+	return t.lookup(name) != nil
+}
+
+// PlaintextUsers returns, sorted, the users whose credential is a plain
+// password rather than a hash, so that the server can warn about them.
+func (t *Table) PlaintextUsers() []string {
+	out := []string{}
+	if t == nil {
+		return out
+	}
+	for _, n := range t.names {
+		if t.byName[n].cred.kind == kindPlain {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+func (t *Table) lookup(name string) *entry {
+	if t == nil {
+		return nil
+	}
+	return t.byName[name]
+}
+
+// findFold returns the user whose name equals name ignoring case.
+func (t *Table) findFold(name string) *entry {
+	if t == nil {
+		return nil
+	}
+	if e := t.byName[name]; e != nil {
+		return e
+	}
+	for n, e := range t.byName {
+		if strings.EqualFold(n, name) {
+			return e
+		}
+	}
+	return nil
+}
+
+// rawLine is one line of the file as written, without its terminator.
+type rawLine struct {
+	text string // without "\n" and without a "\r" before it
+	crlf bool   // the line ended in "\r\n"
+}
+
+// splitLines cuts data into lines. A final line without "\n" counts; an
+// empty remainder after the last "\n" does not.
+func splitLines(data []byte) []rawLine {
+	var lines []rawLine
+	for len(data) > 0 {
+		var l []byte
+		if i := bytes.IndexByte(data, '\n'); i >= 0 {
+			l, data = data[:i], data[i+1:]
+		} else {
+			l, data = data, nil
+		}
+		crlf := false
+		if n := len(l); n > 0 && l[n-1] == '\r' {
+			l, crlf = l[:n-1], true
+		}
+		lines = append(lines, rawLine{text: string(l), crlf: crlf})
+	}
+	return lines
+}
+
+// parse checks data and returns the table and the raw lines, which the
+// editing functions rewrite.
+func parse(data []byte) (*Table, []rawLine, error) {
+	lines := splitLines(data)
+	t := &Table{byName: make(map[string]*entry)}
+	folded := make(map[string]*entry)
+	for i, l := range lines {
+		n := i + 1
+		e, err := parseLine(l.text)
+		if err != nil {
+			return nil, nil, fmt.Errorf("line %d: %w", n, err)
+		}
+		if e == nil {
+			continue
+		}
+		e.line = n
+		key := strings.ToLower(e.name)
+		if prev := folded[key]; prev != nil {
+			if prev.name == e.name {
+				return nil, nil, fmt.Errorf("line %d: duplicate user %q (first on line %d)", n, e.name, prev.line)
+			}
+			return nil, nil, fmt.Errorf("line %d: user %q differs only by case from %q on line %d", n, e.name, prev.name, prev.line)
+		}
+		folded[key] = e
+		t.byName[e.name] = e
+		t.names = append(t.names, e.name)
+	}
+	slices.Sort(t.names)
+	return t, lines, nil
+}
+
+// parseLine parses one line; a nil entry and nil error mean the line holds
+// no user (blank or comment).
+func parseLine(s string) (*entry, error) {
+	s = strings.Trim(s, " \t")
+	if s == "" || s[0] == '#' {
+		return nil, nil
+	}
+	name, cred, ok := strings.Cut(s, ",")
+	if !ok {
+		return nil, fmt.Errorf("want \"name,hash\", found no comma in %s", snippet(s))
+	}
+	name = strings.Trim(name, " \t")
+	cred = strings.Trim(cred, " \t")
+	if !protocol.ValidNameString(name) {
+		return nil, fmt.Errorf("invalid user name %s (want 1 to %d of A-Z a-z 0-9 _ . -)", snippet(name), protocol.MaxNameLen)
+	}
+	c, err := parseCredential(cred)
+	if err != nil {
+		return nil, fmt.Errorf("user %q: %w", name, err)
+	}
+	return &entry{name: name, cred: c}, nil
+}
+
+// snippet quotes the start of untrusted text for an error message.
+func snippet(s string) string {
+	const max = 40
+	if len(s) > max {
+		return fmt.Sprintf("%q...", s[:max])
+	}
+	return fmt.Sprintf("%q", s)
+}
+
+// appendCSV appends the table in the file format, one canonical line per
+// user in name order.
+func (t *Table) appendCSV(b []byte) []byte {
+	for _, n := range t.Names() {
+		b = append(b, n...)
+		b = append(b, ',')
+		b = append(b, t.byName[n].cred.encoded...)
+		b = append(b, '\n')
+	}
+	return b
+}
