@@ -304,6 +304,11 @@ func (c *Conn) loginError(ctx context.Context, err error) error {
 	if ctxErr := ctx.Err(); ctxErr != nil {
 		return fmt.Errorf("login: %w", ctxErr)
 	}
+	// The read deadline is the context's deadline, and may pass a moment
+	// before the context notices.
+	if d, ok := ctx.Deadline(); ok && !time.Now().Before(d) {
+		return fmt.Errorf("login: %w", context.DeadlineExceeded)
+	}
 	return err
 }
 
