@@ -1,16 +1,200 @@
 package main
 
 import (
+	"context"
 	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/messager/messager/internal/server"
+	"github.com/messager/messager/internal/users"
 )
 
-// STUB: replaced by the real command.
+type serveOptions struct {
+	listen         string
+	usersFile      string
+	certFile       string
+	keyFile        string
+	checkInterval  time.Duration
+	writeTimeout   time.Duration
+	loginTimeout   time.Duration
+	logFormat      string
+	logLevel       string
+	maxQueue       int
+	maxSessions    int
+	maxUnauth      int
+	loginParallel  int
+	metrics        string
+	shutdownPeriod time.Duration
+	noWatch        bool
+}
+
 func newServeCmd() *cobra.Command {
-	return &cobra.Command{
+	o := serveOptions{}
+	cmd := &cobra.Command{
 		Use:   "serve",
-		Short: "not built yet",
-		RunE:  func(*cobra.Command, []string) error { return errors.New("serve: not built yet") },
+		Short: "Run the messager server",
+		Long: `Run the messager server: TLS on --listen, users from --users.
+
+Missing files are created: an empty user file (mode 0600), and a
+self-signed certificate and key when both are missing. SIGHUP reloads the
+user file and the certificate; the user file is also reloaded when it
+changes on disk. SIGINT and SIGTERM shut down gracefully.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runServe(cmd.Context(), o, cmd.ErrOrStderr())
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.listen, "listen", fmt.Sprintf(":%d", 18443), "address to listen on")
+	f.StringVar(&o.usersFile, "users", "user.csv", "user file (created empty if missing)")
+	f.StringVar(&o.certFile, "cert", "cert.pem", "TLS certificate (PEM)")
+	f.StringVar(&o.keyFile, "key", "key.pem", "TLS private key (PEM)")
+	f.DurationVar(&o.checkInterval, "check-interval", server.DefaultCheckInterval, "how often each session gets a CHECK")
+	f.DurationVar(&o.writeTimeout, "write-timeout", server.DefaultWriteTimeout, "longest a write to a client may take")
+	f.DurationVar(&o.loginTimeout, "login-timeout", server.DefaultLoginTimeout, "time allowed for the TLS handshake and AUTH")
+	f.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
+	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	f.IntVar(&o.maxQueue, "max-queue", server.DefaultMaxQueue, "bytes queued for one session before it is closed as too slow")
+	f.IntVar(&o.maxSessions, "max-sessions", server.DefaultMaxSessions, "most users online at once")
+	f.IntVar(&o.maxUnauth, "max-unauth-per-addr", server.DefaultMaxUnauthPerAddr, "most connections one address may have open before logging in")
+	f.IntVar(&o.loginParallel, "login-parallel", 0, "password checks run at once (0: one per CPU)")
+	f.StringVar(&o.metrics, "metrics", "", "serve Prometheus metrics on this address, e.g. 127.0.0.1:9464 (off when empty)")
+	f.DurationVar(&o.shutdownPeriod, "shutdown-timeout", 5*time.Second, "longest a graceful shutdown may take")
+	f.BoolVar(&o.noWatch, "no-watch", false, "do not reload the user file when it changes on disk (SIGHUP still does)")
+	return cmd
+}
+
+func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, usageError(fmt.Errorf("bad --log-level %q: want debug, info, warn or error", level))
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, usageError(fmt.Errorf("bad --log-format %q: want text or json", format))
+}
+
+func runServe(ctx context.Context, o serveOptions, stderr io.Writer) error {
+	log, err := newLogger(stderr, o.logFormat, o.logLevel)
+	if err != nil {
+		return err
+	}
+	created, err := users.EnsureFile(o.usersFile)
+	if err != nil {
+		return fmt.Errorf("users: %w", err)
+	}
+	if created {
+		log.Info("created empty user file", "path", o.usersFile)
+	}
+	table, err := users.Load(o.usersFile)
+	if err != nil {
+		return fmt.Errorf("load users: %w", err)
+	}
+	if plain := table.PlaintextUsers(); len(plain) > 0 {
+		log.Warn("plain passwords in user file; set them again with 'messager user passwd'", "users", plain)
+	}
+	certSrc, generated, err := server.NewCertSource(o.certFile, o.keyFile)
+	if err != nil {
+		return fmt.Errorf("certificate: %w", err)
+	}
+	if generated {
+		log.Info("generated self-signed certificate", "cert", o.certFile, "key", o.keyFile, "fingerprint", certSrc.Fingerprint())
+	}
+	srv, err := server.New(server.Config{
+		TLS:              certSrc.TLSConfig(),
+		Users:            table,
+		Checker:          users.NewChecker(o.loginParallel),
+		CheckInterval:    o.checkInterval,
+		WriteTimeout:     o.writeTimeout,
+		LoginTimeout:     o.loginTimeout,
+		MaxQueue:         o.maxQueue,
+		MaxSessions:      o.maxSessions,
+		MaxUnauthPerAddr: o.maxUnauth,
+		Logger:           log,
+	})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", o.listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	log.Info("listening", "addr", ln.Addr().String(), "fingerprint", certSrc.Fingerprint(), "users", table.Len())
+	if table.Len() == 0 {
+		log.Info("no users yet; add one with: messager user add NAME --users " + o.usersFile)
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if !o.noWatch {
+		if err := srv.WatchUsers(ctx, o.usersFile); err != nil {
+			log.Warn("user file changes will need SIGHUP", "err", err)
+		}
+	}
+	if o.metrics != "" {
+		mln, err := net.Listen("tcp", o.metrics)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("metrics: %w", err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", srv.MetricsHandler())
+		hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		go func() { _ = hs.Serve(mln) }()
+		defer hs.Close()
+		log.Info("serving metrics", "addr", mln.Addr().String(), "path", "/metrics")
+	}
+
+	signals := make(chan os.Signal, 4)
+	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(signals)
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	for {
+		select {
+		case err := <-served:
+			return fmt.Errorf("serve: %w", err)
+		case sig := <-signals:
+			if sig == syscall.SIGHUP {
+				if err := srv.ReloadUsers(o.usersFile); err != nil {
+					log.Error("reload failed; keeping the old user table", "err", err)
+				}
+				if fp, err := certSrc.Reload(); err != nil {
+					log.Error("certificate reload failed; keeping the old one", "err", err)
+				} else {
+					log.Info("certificate reloaded", "fingerprint", fp)
+				}
+				continue
+			}
+			log.Info("shutting down", "signal", sig.String(), "online", srv.Online())
+			sctx, scancel := context.WithTimeout(context.Background(), o.shutdownPeriod)
+			err := srv.Shutdown(sctx)
+			scancel()
+			<-served
+			st := srv.Stats()
+			log.Info("stopped", "relayed", st.Relayed.Load(), "not_online", st.NotOnline.Load())
+			if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+				return err
+			}
+			if err != nil {
+				log.Warn("shutdown timed out; closed the remaining connections", "err", err)
+			}
+			return nil
+		}
 	}
 }

@@ -1,0 +1,298 @@
+// Package server is the messager server: it accepts TLS connections, logs
+// users in against the user table, relays their messages through the hub
+// and closes sessions that break the protocol, fall behind or go silent.
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/messager/messager/internal/protocol"
+	"github.com/messager/messager/internal/users"
+)
+
+// Config is the server's configuration. Zero fields take the defaults
+// below.
+type Config struct {
+	// TLS is the server's TLS configuration; it must hold a certificate or
+	// a GetCertificate function.
+	TLS *tls.Config
+	// Users is the user table at start; SetUsers replaces it.
+	Users *users.Table
+	// Checker checks passwords in bounded parallelism.
+	Checker *users.Checker
+	// CheckInterval is how often each session is sent CHECK.
+	CheckInterval time.Duration
+	// WriteTimeout bounds every write to a client.
+	WriteTimeout time.Duration
+	// LoginTimeout bounds the TLS handshake and AUTH together.
+	LoginTimeout time.Duration
+	// SlowCloseTimeout bounds the best-effort END to a slow receiver.
+	SlowCloseTimeout time.Duration
+	// MaxQueue is the bound, in bytes, of each session's send queue.
+	MaxQueue int
+	// MaxSessions is the most users online at once.
+	MaxSessions int
+	// MaxUnauthPerAddr is the most connections one address may have open
+	// before logging in.
+	MaxUnauthPerAddr int
+	// Throttle slows down and refuses repeated failed logins.
+	Throttle ThrottleConfig
+	// Logger receives the server's logs.
+	Logger *slog.Logger
+	// Now is the clock; tests replace it.
+	Now func() time.Time
+}
+
+// Defaults of Config.
+const (
+	DefaultCheckInterval    = 30 * time.Second
+	DefaultWriteTimeout     = 10 * time.Second
+	DefaultLoginTimeout     = 10 * time.Second
+	DefaultSlowCloseTimeout = time.Second
+	DefaultMaxQueue         = 1 << 20
+	DefaultMaxSessions      = 100_000
+	DefaultMaxUnauthPerAddr = 64
+)
+
+func (c *Config) setDefaults() {
+	if c.CheckInterval <= 0 {
+		c.CheckInterval = DefaultCheckInterval
+	}
+	if c.WriteTimeout <= 0 {
+		c.WriteTimeout = DefaultWriteTimeout
+	}
+	if c.LoginTimeout <= 0 {
+		c.LoginTimeout = DefaultLoginTimeout
+	}
+	if c.SlowCloseTimeout <= 0 {
+		c.SlowCloseTimeout = DefaultSlowCloseTimeout
+	}
+	if c.MaxQueue <= 0 {
+		c.MaxQueue = DefaultMaxQueue
+	}
+	if c.MaxQueue < protocol.MaxServerLine {
+		c.MaxQueue = protocol.MaxServerLine
+	}
+	if c.MaxSessions <= 0 {
+		c.MaxSessions = DefaultMaxSessions
+	}
+	if c.MaxUnauthPerAddr <= 0 {
+		c.MaxUnauthPerAddr = DefaultMaxUnauthPerAddr
+	}
+	if c.Throttle == (ThrottleConfig{}) {
+		c.Throttle = DefaultThrottle
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Checker == nil {
+		c.Checker = users.NewChecker(0)
+	}
+}
+
+// Server relays messages between logged-in users.
+type Server struct {
+	cfg      Config
+	tls      *tls.Config
+	dir      Directory
+	users    atomic.Pointer[users.Table]
+	stats    Stats
+	throttle *throttle
+	unauth   connLimiter
+
+	stopping atomic.Bool
+	done     chan struct{} // closed when shutdown starts
+	stopped  chan struct{} // closed when shutdown ends
+	ctx      context.Context
+	cancel   context.CancelFunc
+
+	mu        sync.Mutex
+	listeners map[net.Listener]struct{}
+	pending   map[net.Conn]struct{} // connections not yet logged in
+
+	conns   sync.WaitGroup // connection goroutines before login
+	readers sync.WaitGroup
+	writers sync.WaitGroup
+	loops   sync.WaitGroup
+}
+
+// New returns a server for cfg. It starts the liveness checker; call
+// Serve to accept connections and Shutdown to stop.
+func New(cfg Config) (*Server, error) {
+	if cfg.TLS == nil {
+		return nil, errors.New("server: no TLS configuration")
+	}
+	if cfg.Users == nil {
+		return nil, errors.New("server: no user table")
+	}
+	cfg.setDefaults()
+	tc := cfg.TLS.Clone()
+	if tc.MinVersion < tls.VersionTLS12 {
+		tc.MinVersion = tls.VersionTLS12
+	}
+	// Large records cost less per byte; a chat relay has no first-paint
+	// latency to protect.
+	tc.DynamicRecordSizingDisabled = true
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Server{
+		cfg:       cfg,
+		tls:       tc,
+		dir:       newHub(),
+		throttle:  newThrottle(cfg.Throttle, cfg.Now),
+		unauth:    connLimiter{max: cfg.MaxUnauthPerAddr, byAddr: make(map[string]int)},
+		done:      make(chan struct{}),
+		stopped:   make(chan struct{}),
+		ctx:       ctx,
+		cancel:    cancel,
+		listeners: make(map[net.Listener]struct{}),
+		pending:   make(map[net.Conn]struct{}),
+	}
+	s.users.Store(cfg.Users)
+	s.loops.Add(1)
+	go s.checkLoop()
+	return s, nil
+}
+
+// Stats returns the server's live counters.
+func (s *Server) Stats() *Stats { return &s.stats }
+
+// Online reports how many users are logged in.
+func (s *Server) Online() int { return s.dir.Len() }
+
+// Serve accepts connections on ln until Shutdown. It returns nil after
+// Shutdown and the accept error otherwise.
+func (s *Server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	if s.stopping.Load() {
+		s.mu.Unlock()
+		ln.Close()
+		return nil
+	}
+	s.listeners[ln] = struct{}{}
+	s.mu.Unlock()
+	var backoff time.Duration
+	for {
+		conn, err := ln.Accept()
+		if err != nil {
+			if s.stopping.Load() {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && !errors.Is(err, net.ErrClosed) {
+				// Out of file descriptors and the like: wait, then go on,
+				// as net/http does.
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				s.cfg.Logger.Warn("accept failed; retrying", "err", err, "after", backoff)
+				time.Sleep(backoff)
+				continue
+			}
+			return fmt.Errorf("accept: %w", err)
+		}
+		backoff = 0
+		s.conns.Add(1)
+		go s.serveConn(conn)
+	}
+}
+
+// SetUsers replaces the user table. Sessions of users no longer in it are
+// closed with END <account removed>; other sessions go on.
+func (s *Server) SetUsers(t *users.Table) {
+	s.users.Store(t)
+	for _, sess := range s.dir.Sessions() {
+		if !t.Has(sess.name) {
+			sess.close(reasonAccountRemoved)
+		}
+	}
+}
+
+// checkLoop is the liveness checker: it sends CHECK to every session
+// each interval. A session whose peer is gone fails the write (or its
+// deadline) and closes.
+func (s *Server) checkLoop() {
+	defer s.loops.Done()
+	t := time.NewTicker(s.cfg.CheckInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.done:
+			return
+		case <-t.C:
+			for _, sess := range s.dir.Sessions() {
+				sess.enqueue(protocol.AppendCheck)
+			}
+			s.throttle.prune()
+		}
+	}
+}
+
+// Shutdown stops the server (a second call waits for the first): it stops accepting, stops reading from every
+// session (so every message read so far is queued or answered with CNT),
+// sends END <server shutting down> after what is queued, and waits for the
+// writers to flush until ctx ends, when it closes what is left.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	if s.stopping.Swap(true) {
+		s.mu.Unlock()
+		<-s.stopped
+		return nil
+	}
+	defer close(s.stopped)
+	close(s.done)
+	for ln := range s.listeners {
+		ln.Close()
+	}
+	now := time.Now()
+	for c := range s.pending {
+		_ = c.SetDeadline(now)
+	}
+	s.mu.Unlock()
+	s.cancel()
+
+	sessions := s.dir.Sessions()
+	for _, sess := range sessions {
+		_ = sess.conn.SetReadDeadline(now)
+	}
+	err := waitCtx(ctx, &s.readers)
+	for _, sess := range sessions {
+		sess.close(reasonShutdown)
+	}
+	if err == nil {
+		err = waitCtx(ctx, &s.writers)
+	}
+	if err != nil {
+		for _, sess := range s.dir.Sessions() {
+			sess.conn.Close()
+		}
+		for _, sess := range sessions {
+			sess.conn.Close()
+		}
+	}
+	s.conns.Wait()
+	s.readers.Wait()
+	s.writers.Wait()
+	s.loops.Wait()
+	return err
+}
+
+// waitCtx waits for wg or ctx, whichever is first.
+func waitCtx(ctx context.Context, wg *sync.WaitGroup) error {
+	ch := make(chan struct{})
+	go func() { wg.Wait(); close(ch) }()
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("shutdown: %w", ctx.Err())
+	}
+}

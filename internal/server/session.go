@@ -1,0 +1,347 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/messager/messager/internal/protocol"
+)
+
+// session is one logged-in user's connection. Its reader goroutine parses
+// what the client sends and relays it; its writer goroutine owns all writes
+// to the connection. The reader never waits for another session: relaying
+// appends to the target's queue and nudges the target's writer.
+type session struct {
+	srv    *Server
+	conn   Transport
+	in     *countingReader
+	name   string
+	addr   string
+	log    *slog.Logger
+	since  time.Time
+	wake   chan struct{} // cap 1: the writer has something to do
+	closed atomic.Bool   // mirrors closing, read without the lock
+
+	mu      sync.Mutex
+	out     *outBuf // nil while nothing is queued
+	closing bool
+	reason  closeReason
+
+	// Reader-local state: touched lists the sessions whose writers must be
+	// woken once the current network read is handled; cache remembers the
+	// last target, since a sender usually writes to one person at a time.
+	touched   []*session
+	cacheName []byte
+	cache     *session
+	relayed   int64
+	notOnline int64
+}
+
+// countingReader counts the bytes a session reads.
+type countingReader struct {
+	r Transport
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// enqueueRelay queues a RELAY line for this session's user. It reports
+// whether the line was queued and whether the caller must wake the writer
+// once its batch is done (only the first line into an empty queue must).
+func (s *session) enqueueRelay(target, sender, text []byte) (queued, wake bool) {
+	n := protocol.RelayLen(target, sender, text)
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		return false, false
+	}
+	if s.out == nil {
+		s.out = getOutBuf()
+	} else if len(s.out.b)+n > s.srv.cfg.MaxQueue {
+		s.closeLocked(reasonTooSlow)
+		s.mu.Unlock()
+		s.finishClose(reasonTooSlow)
+		return false, false
+	}
+	wake = len(s.out.b) == 0
+	s.out.b = protocol.AppendRelay(s.out.b, target, sender, text)
+	size := len(s.out.b)
+	s.mu.Unlock()
+	if size > 64<<10 {
+		s.srv.stats.noteQueue(size)
+	}
+	return true, wake
+}
+
+// enqueue queues a server line built by appendLine. False means the
+// session is closing or the line did not fit (the session is then closed
+// as too slow).
+func (s *session) enqueue(appendLine func([]byte) []byte) (queued bool) {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		return false
+	}
+	if s.out == nil {
+		s.out = getOutBuf()
+	}
+	before := len(s.out.b)
+	s.out.b = appendLine(s.out.b)
+	if len(s.out.b) > s.srv.cfg.MaxQueue {
+		s.out.b = s.out.b[:before]
+		s.closeLocked(reasonTooSlow)
+		s.mu.Unlock()
+		s.finishClose(reasonTooSlow)
+		return false
+	}
+	s.mu.Unlock()
+	s.nudge()
+	return true
+}
+
+// nudge wakes the writer; a wake already pending is enough.
+func (s *session) nudge() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// close ends the session for reason r: no more lines are queued, the END
+// line for r (if any) goes after what is already queued (a slow
+// receiver's queue is dropped first), and the writer closes the connection
+// once it has written it. Only the first close counts.
+func (s *session) close(r closeReason) {
+	s.mu.Lock()
+	first := s.closeLocked(r)
+	s.mu.Unlock()
+	if first {
+		s.finishClose(r)
+	}
+}
+
+func (s *session) closeLocked(r closeReason) bool {
+	if s.closing {
+		return false
+	}
+	s.closing = true
+	s.closed.Store(true)
+	s.reason = r
+	if r == reasonTooSlow && s.out != nil {
+		s.out.b = s.out.b[:0]
+	}
+	if reasonInfo[r].end != "" {
+		if s.out == nil {
+			s.out = getOutBuf()
+		}
+		s.out.b = r.appendEnd(s.out.b)
+	}
+	return true
+}
+
+// finishClose does the work of a first close outside the lock.
+func (s *session) finishClose(r closeReason) {
+	if r == reasonTooSlow {
+		// The END is best effort: a receiver that stopped reading gets a
+		// short deadline, not the full write timeout.
+		_ = s.conn.SetWriteDeadline(s.srv.cfg.Now().Add(s.srv.cfg.SlowCloseTimeout))
+	}
+	s.nudge()
+	s.srv.dir.Unregister(s)
+	s.srv.stats.Closes[r].Add(1)
+	s.logClose(r)
+}
+
+func (s *session) logClose(r closeReason) {
+	level := [...]slog.Level{slog.LevelDebug, slog.LevelInfo, slog.LevelWarn}[reasonInfo[r].level]
+	s.log.Log(context.Background(), level, "session closed", "reason", r.String(), "duration", time.Since(s.since).Round(time.Millisecond))
+}
+
+// writeLoop owns the connection's writes: it takes everything queued and
+// writes it in one call under a deadline, until the session closes.
+func (s *session) writeLoop() {
+	defer s.srv.writers.Done()
+	var deadlineSet time.Time
+	for range s.wake {
+		s.mu.Lock()
+		p := s.out
+		s.out = nil
+		closing := s.closing
+		s.mu.Unlock()
+		if p != nil {
+			var err error
+			if len(p.b) > 0 {
+				// Moving the deadline costs a timer update; once per
+				// tenth of the timeout is close enough.
+				now := s.srv.cfg.Now()
+				if now.Sub(deadlineSet) > s.srv.cfg.WriteTimeout/10 && !closing {
+					deadlineSet = now
+					err = s.conn.SetWriteDeadline(now.Add(s.srv.cfg.WriteTimeout))
+				}
+				if err == nil {
+					var n int
+					n, err = s.conn.Write(p.b)
+					s.srv.stats.BytesOut.Add(int64(n))
+				}
+			}
+			putOutBuf(p)
+			if err != nil {
+				s.close(reasonWriteFailed)
+				s.conn.Close()
+				return
+			}
+		}
+		if closing {
+			s.conn.Close()
+			return
+		}
+	}
+}
+
+// readLoop handles what the client sends after login, one network read at
+// a time: every line of the read is handled, then each touched writer is
+// woken once.
+func (s *session) readLoop(rd *protocol.Reader) {
+	defer s.srv.readers.Done()
+	defer rd.Release()
+	for {
+		stop := s.handleBuffered(rd)
+		s.flushBatch()
+		if stop {
+			return
+		}
+		if err := rd.Fill(); err != nil {
+			stop := s.handleBuffered(rd)
+			s.flushBatch()
+			if stop {
+				return
+			}
+			if s.srv.stopping.Load() && isTimeout(err) {
+				return // shutdown stopped the reader; Shutdown closes the session
+			}
+			s.close(reasonPeerGone)
+			s.conn.Close()
+			return
+		}
+	}
+}
+
+// handleBuffered handles every complete line buffered in rd. It reports
+// whether the session is over.
+func (s *session) handleBuffered(rd *protocol.Reader) (stop bool) {
+	for {
+		line, err := rd.Next()
+		if err != nil {
+			s.close(reasonLineTooLong)
+			return true
+		}
+		if line == nil {
+			return false
+		}
+		line = protocol.TrimLine(line)
+		if len(line) == 0 {
+			continue
+		}
+		q, err := protocol.ParseQuery(line)
+		if err != nil {
+			s.close(reasonProtocol)
+			return true
+		}
+		switch q.Kind {
+		case protocol.KindMsg:
+			if string(q.Sender) != s.name {
+				s.close(reasonProtocol)
+				return true
+			}
+			s.relay(q.Target, q.Sender, q.Text)
+		case protocol.KindEnd:
+			s.close(reasonEndAccepted)
+			return true
+		default: // a second AUTH
+			s.close(reasonProtocol)
+			return true
+		}
+	}
+}
+
+// relay queues a message on its target's session, or answers CNT.
+func (s *session) relay(target, sender, text []byte) {
+	for fresh := false; ; fresh = true {
+		t := s.lookup(target, fresh)
+		if t == nil {
+			break
+		}
+		queued, wake := t.enqueueRelay(target, sender, text)
+		if queued {
+			s.relayed++
+			if wake {
+				s.touched = append(s.touched, t)
+			}
+			return
+		}
+		s.cache = nil
+		if fresh {
+			break
+		}
+	}
+	s.notOnline++
+	s.enqueue(protocol.AppendCNT)
+}
+
+// lookup finds the session of name, from the cache unless fresh is set or
+// the cached session has closed (its user may be back on a new one).
+func (s *session) lookup(name []byte, fresh bool) *session {
+	if !fresh && s.cache != nil && !s.cache.closed.Load() && bytes.Equal(s.cacheName, name) {
+		return s.cache
+	}
+	t := s.srv.dir.Lookup(name)
+	if t != nil {
+		s.cache = t
+		s.cacheName = append(s.cacheName[:0], name...)
+	}
+	return t
+}
+
+// flushBatch wakes the writers touched by the last read and publishes the
+// read's counters.
+func (s *session) flushBatch() {
+	for i, t := range s.touched {
+		t.nudge()
+		s.touched[i] = nil
+	}
+	s.touched = s.touched[:0]
+	st := &s.srv.stats
+	if s.relayed > 0 {
+		st.Relayed.Add(s.relayed)
+		s.relayed = 0
+	}
+	if s.notOnline > 0 {
+		st.NotOnline.Add(s.notOnline)
+		s.notOnline = 0
+	}
+	if s.in.n > 0 {
+		st.BytesIn.Add(s.in.n)
+		s.in.n = 0
+	}
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// isClosedConn reports errors that only mean the peer went away.
+func isClosedConn(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed)
+}
