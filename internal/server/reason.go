@@ -7,22 +7,22 @@ import "github.com/messager/messager/internal/protocol"
 type closeReason uint8
 
 const (
-	reasonNone              closeReason = iota
-	reasonEndAccepted                   // the client sent END
-	reasonBadLogin                      // wrong user or password
-	reasonProtocol                      // the client broke the protocol
-	reasonLineTooLong                   // the client sent an overlong line
-	reasonReplaced                      // the same user logged in again
-	reasonLoginTimeout                  // handshake and AUTH took too long
-	reasonTooManyAttempts               // failed logins from the address
-	reasonTooSlow                       // the send queue went over its bound
-	reasonShutdown                      // the server is stopping
-	reasonAccountRemoved                // the user left user.csv
-	reasonServerFull                    // too many sessions
-	reasonTooManyConns                  // too many unauthenticated connections from the address
-	reasonPeerGone                      // the peer closed or reset the connection
-	reasonWriteFailed                   // a write failed or timed out
-	reasonHandshakeFailed               // the TLS handshake failed
+	reasonNone            closeReason = iota
+	reasonEndAccepted                 // the client sent END
+	reasonBadLogin                    // wrong user or password
+	reasonProtocol                    // the client broke the protocol
+	reasonLineTooLong                 // the client sent an overlong line
+	reasonReplaced                    // the same user logged in again
+	reasonLoginTimeout                // handshake and AUTH took too long
+	reasonTooManyAttempts             // failed logins from the address
+	reasonTooSlow                     // the send queue went over its bound
+	reasonShutdown                    // the server is stopping
+	reasonAccountRemoved              // the user left user.csv
+	reasonServerFull                  // too many sessions
+	reasonTooManyConns                // too many unauthenticated connections from the address
+	reasonPeerGone                    // the peer closed or reset the connection
+	reasonWriteFailed                 // a write failed or timed out
+	reasonHandshakeFailed             // the TLS handshake failed
 	numReasons
 )
 

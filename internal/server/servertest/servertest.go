@@ -196,4 +196,3 @@ func (s *Server) ReloadUsers(u Users) {
 	s.cfg.Users = table
 	s.Server.SetUsers(table)
 }
-
