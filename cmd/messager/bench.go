@@ -1,16 +1,161 @@
 package main
 
 import (
+	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime/pprof"
+	"syscall"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/messager/messager/internal/bench"
 )
 
-// STUB: replaced by the real command.
+type benchOptions struct {
+	cfg        bench.Config
+	asJSON     bool
+	idle       bool
+	insecure   bool
+	writeUsers string
+	cpuProfile string
+}
+
 func newBenchCmd() *cobra.Command {
-	return &cobra.Command{
+	o := benchOptions{}
+	cmd := &cobra.Command{
 		Use:   "bench",
-		Short: "not built yet",
-		RunE:  func(*cobra.Command, []string) error { return errors.New("bench: not built yet") },
+		Short: "Measure a server: throughput, latency and sessions",
+		Long: `Measure a messager server with bench users.
+
+Pairs of bench users log in; sender i sends only to receiver i. With
+--window (the default) each sender keeps at most that many messages in
+flight, for the highest throughput; with --rate all senders together send
+that many messages a second, for latency at a fixed load. --sessions N
+--idle instead holds N idle sessions, reports the server's memory per
+session, and sends probe messages to random ones.
+
+Without --server the bench starts "messager serve" itself on a free
+loopback port, with a temporary user file whose bench users have cheap
+password hashes, and reports the server's CPU time per delivered message
+and its memory. For a server of your own, write its bench users with
+--write-users FILE, start it with --users FILE, and pass --server and
+--server-pid.
+
+The exit status is 1 when messages were lost, arrived out of order, or
+sessions failed.`,
+		Example: `  messager bench --pairs 100 --size 100 --window 64 --duration 10s
+  messager bench --pairs 100 --rate 10000 --duration 10s --json
+  messager bench --sessions 19000 --idle --hold 40s
+  messager bench --write-users bench-users.csv --pairs 100 --sessions 19000
+  messager bench --server 127.0.0.1:18443 --server-pid 4242 --insecure --pairs 100`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runBench(cmd, &o)
+		},
 	}
+	f := cmd.Flags()
+	c := &o.cfg
+	f.StringVar(&c.Server, "server", "", "host:port of a running server (default: start one)")
+	f.IntVar(&c.ServerPID, "server-pid", 0, "process id of the --server, for its CPU time and memory")
+	f.IntVar(&c.Pairs, "pairs", bench.DefaultPairs, "sender and receiver pairs")
+	f.IntVar(&c.Size, "size", bench.DefaultSize, "bytes of text per message")
+	f.DurationVar(&c.Duration, "duration", bench.DefaultDuration, "measured time")
+	f.DurationVar(&c.Warmup, "warmup", bench.DefaultWarmup, "time sending before measuring")
+	f.DurationVar(&c.Drain, "drain", bench.DefaultDrain, "longest wait for messages in flight at the end")
+	f.IntVar(&c.Window, "window", bench.DefaultWindow, "most messages in flight per sender (closed loop)")
+	f.Float64Var(&c.Rate, "rate", 0, "messages per second over all senders (open loop)")
+	f.IntVar(&c.Sessions, "sessions", 0, "idle sessions to open (with --idle)")
+	f.BoolVar(&o.idle, "idle", false, "hold --sessions idle sessions instead of sending a load")
+	f.DurationVar(&c.Hold, "hold", bench.DefaultHold, "how long to hold idle sessions")
+	f.IntVar(&c.Probes, "probes", bench.DefaultProbes, "messages sent to random idle sessions")
+	f.StringVar(&c.UserPrefix, "user-prefix", bench.DefaultUserPrefix, "start of every bench user name")
+	f.StringVar(&c.Password, "password", bench.DefaultPassword, "password of the bench users")
+	f.StringVar(&o.writeUsers, "write-users", "", "write a user file for the bench users to this new file and exit")
+	f.BoolVar(&o.insecure, "insecure", false, "do not check the --server's certificate")
+	f.StringVar(&c.TLS.CAFile, "ca", "", "PEM file of certificates to trust for the --server")
+	f.StringVar(&c.TLS.Fingerprint, "fingerprint", "", "pin the --server's certificate: sha256:<hex>")
+	f.StringArrayVar(&c.ServeArgs, "serve-arg", nil, "extra flag for the server the bench starts (repeatable)")
+	f.BoolVar(&o.asJSON, "json", false, "print the report as one JSON object")
+	f.StringVar(&o.cpuProfile, "cpuprofile", "", "write the bench's own CPU profile to this file")
+	return cmd
+}
+
+func runBench(cmd *cobra.Command, o *benchOptions) error {
+	f := cmd.Flags()
+	c := &o.cfg
+	stdout, stderr := cmd.OutOrStdout(), cmd.ErrOrStderr()
+	if o.writeUsers != "" {
+		n, err := bench.WriteUsers(o.writeUsers, c.UserPrefix, c.Password, c.Pairs, c.Sessions)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "wrote %d bench users with cheap password hashes to %s\n", n, o.writeUsers)
+		fmt.Fprintf(stderr, "start a server with: taskset -c 0 messager serve --users %s\n", o.writeUsers)
+		return nil
+	}
+	if f.Changed("rate") && !f.Changed("window") {
+		c.Window = 0
+	}
+	switch {
+	case o.idle != (c.Sessions > 0):
+		return usageError(errors.New("--sessions N and --idle go together"))
+	case c.Server == "" && (o.insecure || c.TLS.CAFile != "" || c.TLS.Fingerprint != ""):
+		return usageError(errors.New("--insecure, --ca and --fingerprint are for a --server; a server the bench starts is pinned by fingerprint"))
+	case o.insecure && (c.TLS.CAFile != "" || c.TLS.Fingerprint != ""):
+		return usageError(errors.New("--insecure excludes --ca and --fingerprint"))
+	case c.Server != "" && len(c.ServeArgs) > 0:
+		return usageError(errors.New("--serve-arg is for a server the bench starts, not a --server"))
+	}
+	if c.Server != "" && !o.insecure && c.TLS.CAFile == "" && c.TLS.Fingerprint == "" {
+		fmt.Fprintln(stderr, "messager: bench: the server's certificate is not checked (pass --fingerprint, --ca or --insecure)")
+	}
+	if f, ok := stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		c.Progress = stderr
+	}
+	if o.cpuProfile != "" {
+		pf, err := os.Create(o.cpuProfile)
+		if err != nil {
+			return fmt.Errorf("cpu profile: %w", err)
+		}
+		if err := pprof.StartCPUProfile(pf); err != nil {
+			_ = pf.Close()
+			return fmt.Errorf("cpu profile: %w", err)
+		}
+		defer func() { pprof.StopCPUProfile(); _ = pf.Close() }()
+	}
+
+	ctx, stop := signal.NotifyContext(cmdContext(cmd), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	rep, err := bench.Run(ctx, *c)
+	if err != nil {
+		return fmt.Errorf("bench: %w", err)
+	}
+	if err := writeReport(stdout, rep, o.asJSON); err != nil {
+		return err
+	}
+	if rep.Lost > 0 || rep.OutOfOrder > 0 || rep.Errors > 0 {
+		return withExitCode(1, fmt.Errorf("bench: %d lost, %d out of order, %d errors", rep.Lost, rep.OutOfOrder, rep.Errors))
+	}
+	return nil
+}
+
+func cmdContext(cmd *cobra.Command) context.Context {
+	if ctx := cmd.Context(); ctx != nil {
+		return ctx
+	}
+	return context.Background()
+}
+
+func writeReport(w io.Writer, rep *bench.Report, asJSON bool) error {
+	if asJSON {
+		enc := json.NewEncoder(w)
+		return enc.Encode(rep)
+	}
+	return rep.WriteText(w)
 }

@@ -1,0 +1,172 @@
+package bench
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/messager/messager/internal/protocol"
+)
+
+// loginTimeout bounds the TLS handshake and the AUTH exchange, like the
+// server's own 10 s limit.
+const loginTimeout = 10 * time.Second
+
+// TLS describes how the bench checks the server's certificate.
+type TLS struct {
+	// Fingerprint pins the certificate: "sha256:" and the lowercase hex
+	// SHA-256 of its DER bytes.
+	Fingerprint string
+	// CAFile is a PEM file of certificates to trust.
+	CAFile string
+	// ServerName overrides the name checked against a CA-signed certificate.
+	ServerName string
+}
+
+// verification says in words how the certificate is checked.
+func (t TLS) verification() string {
+	switch {
+	case t.Fingerprint != "":
+		return "pinned by fingerprint"
+	case t.CAFile != "":
+		return "verified against " + t.CAFile
+	}
+	return "not verified"
+}
+
+// config builds the client TLS configuration for a server at addr. Without
+// a fingerprint or CA the certificate is not checked: a bench measures, it
+// does not carry secrets.
+func (t TLS) config(addr string) (*tls.Config, error) {
+	cfg := &tls.Config{
+		MinVersion: tls.VersionTLS12,
+		// Resumption makes thousands of logins cheaper for both sides.
+		ClientSessionCache: tls.NewLRUClientSessionCache(1024),
+	}
+	switch {
+	case t.Fingerprint != "":
+		want, ok := strings.CutPrefix(strings.ToLower(t.Fingerprint), "sha256:")
+		if !ok || len(want) != sha256.Size*2 {
+			return nil, fmt.Errorf("fingerprint %q: want sha256: and 64 hex digits", t.Fingerprint)
+		}
+		cfg.InsecureSkipVerify = true
+		cfg.VerifyConnection = func(cs tls.ConnectionState) error {
+			if len(cs.PeerCertificates) == 0 {
+				return errors.New("server sent no certificate")
+			}
+			sum := sha256.Sum256(cs.PeerCertificates[0].Raw)
+			if got := hex.EncodeToString(sum[:]); got != want {
+				return fmt.Errorf("server certificate fingerprint sha256:%s does not match the pinned one", got)
+			}
+			return nil
+		}
+	case t.CAFile != "":
+		pem, err := os.ReadFile(t.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("read CA file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("read CA file %s: no PEM certificates", t.CAFile)
+		}
+		cfg.RootCAs = pool
+		cfg.ServerName = t.ServerName
+		if cfg.ServerName == "" {
+			host, _, err := net.SplitHostPort(addr)
+			if err != nil {
+				return nil, fmt.Errorf("server address %q: %w", addr, err)
+			}
+			cfg.ServerName = host
+		}
+	default:
+		cfg.InsecureSkipVerify = true
+	}
+	return cfg, nil
+}
+
+// dialer logs sessions in to one server.
+type dialer struct {
+	addr string
+	tls  *tls.Config
+}
+
+// loginError is the server's refusal of a login, with its END reason.
+type loginError struct {
+	user, reason string
+}
+
+func (e *loginError) Error() string {
+	return fmt.Sprintf("login %s: server answered END <%s>", e.user, e.reason)
+}
+
+// session is a logged-in connection and the reader of its lines.
+type session struct {
+	user   string
+	conn   *tls.Conn
+	reader *protocol.Reader
+}
+
+// login connects from local (nil: any address), completes the TLS
+// handshake and logs user in.
+func (d *dialer) login(ctx context.Context, local net.IP, user, password string) (*session, error) {
+	ctx, cancel := context.WithTimeout(ctx, loginTimeout)
+	defer cancel()
+	nd := net.Dialer{KeepAlive: -1}
+	if local != nil {
+		nd.LocalAddr = &net.TCPAddr{IP: local}
+	}
+	raw, err := nd.DialContext(ctx, "tcp", d.addr)
+	if err != nil {
+		return nil, fmt.Errorf("connect: %w", err)
+	}
+	conn := tls.Client(raw, d.tls)
+	deadline, _ := ctx.Deadline()
+	_ = conn.SetDeadline(deadline)
+	if err := conn.HandshakeContext(ctx); err != nil {
+		_ = conn.Close()
+		return nil, fmt.Errorf("tls handshake: %w", err)
+	}
+	line := protocol.AppendAuth(make([]byte, 0, 64), user, password)
+	if _, err := conn.Write(line); err != nil {
+		_ = conn.Close()
+		return nil, fmt.Errorf("login %s: %w", user, err)
+	}
+	rd := protocol.NewReader(conn, protocol.MaxServerLine)
+	for {
+		raw, err := rd.ReadLine()
+		if err != nil {
+			_ = conn.Close()
+			return nil, fmt.Errorf("login %s: %w", user, err)
+		}
+		sl, err := protocol.ParseServerLine(protocol.TrimLine(raw))
+		if err != nil {
+			_ = conn.Close()
+			return nil, fmt.Errorf("login %s: %w", user, err)
+		}
+		switch sl.Kind {
+		case protocol.KindAccept:
+			_ = conn.SetDeadline(time.Time{})
+			return &session{user: user, conn: conn, reader: rd}, nil
+		case protocol.KindEnd:
+			_ = conn.Close()
+			return nil, &loginError{user: user, reason: string(sl.Reason)}
+		}
+		// CHECK or a line of a later protocol version: keep waiting.
+	}
+}
+
+// close says goodbye and closes the connection, without waiting long for
+// a server that no longer reads.
+func (s *session) close() {
+	_ = s.conn.SetWriteDeadline(time.Now().Add(time.Second))
+	_, _ = s.conn.Write(protocol.AppendEndQuery(nil))
+	_ = s.conn.Close()
+}

@@ -1,0 +1,598 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/messager/messager/internal/protocol"
+)
+
+// Concurrency of logins: enough to hide round trips, few enough not to
+// look like a login storm.
+const loginConcurrency = 64
+
+// maxBatch bounds the messages a sender writes in one call, so that an
+// open-loop sender far behind its schedule still writes in pieces.
+const maxBatch = 256
+
+// pair is one sender and its receiver with the counters they share. The
+// receiver's delivery acknowledges a message for the sender's window.
+type pair struct {
+	index            int
+	sender, receiver *session
+	senderName       []byte
+	prefix           []byte // "MSG <receiver> <sender> "
+	lineLen          int    // every line of a pair has the same length
+
+	sent      atomic.Uint64 // fully written
+	delivered atomic.Uint64
+	cnt       atomic.Uint64
+	bytes     atomic.Uint64 // delivered text bytes
+	disorder  atomic.Uint64 // delivered with a lower sequence than one before
+	// wake nudges the sender: something was acknowledged (closed loop) or
+	// released by the pacer (open loop).
+	wake chan struct{}
+
+	nextSeq uint64 // owned by the receiver goroutine
+}
+
+func (p *pair) acknowledged() uint64 { return p.delivered.Load() + p.cnt.Load() }
+
+// nudge wakes a goroutine waiting on c without ever blocking; one pending
+// token is enough, the woken side rereads the counters.
+func nudge(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
+}
+
+// loadRun is one closed- or open-loop run against a target.
+type loadRun struct {
+	cfg   *Config
+	clock time.Time // zero of message timestamps
+	pairs []*pair
+
+	// The measured interval, as clock offsets in nanoseconds, fixed
+	// before any message is sent: a message counts towards the latency
+	// figures when its send time falls inside.
+	sendStart, measureStart, measureEnd uint64
+
+	stop     chan struct{} // closed when senders must stop
+	closing  atomic.Bool   // connections are being closed on purpose
+	released atomic.Uint64 // open loop: messages the pacer let go
+	sched    schedule
+
+	latency *shardedHist
+	lag     *shardedHist
+	errs    errorLog
+}
+
+func (r *loadRun) now() uint64 { return uint64(time.Since(r.clock)) }
+
+// runLoad logs in the pairs, runs the closed or open loop for warmup plus
+// duration, drains, and reports. It is one of the run modes; the others
+// live beside it.
+func runLoad(ctx context.Context, cfg *Config, t *target, rep *Report) error {
+	r := &loadRun{
+		cfg:     cfg,
+		clock:   time.Now(),
+		stop:    make(chan struct{}),
+		latency: newShardedHist(cfg.Pairs),
+		lag:     newShardedHist(cfg.Pairs),
+	}
+	if err := r.login(ctx, t); err != nil {
+		return err
+	}
+	defer r.closeAll()
+
+	var readers sync.WaitGroup
+	for _, p := range r.pairs {
+		readers.Add(2)
+		go func() { defer readers.Done(); r.receive(p) }()
+		go func() { defer readers.Done(); r.watchSender(p) }()
+	}
+
+	r.sendStart = r.now() + uint64(time.Millisecond)
+	r.measureStart = r.sendStart + uint64(cfg.Warmup)
+	r.measureEnd = r.measureStart + uint64(cfg.Duration)
+	var senders sync.WaitGroup
+	for _, p := range r.pairs {
+		senders.Add(1)
+		go func() {
+			defer senders.Done()
+			if cfg.Rate > 0 {
+				r.sendOpen(p)
+			} else {
+				r.sendClosed(p)
+			}
+		}()
+	}
+	pacerDone := make(chan struct{})
+	if cfg.Rate > 0 {
+		r.sched = schedule{start: r.sendStart, perMsg: 1e9 / cfg.Rate, pairs: uint64(cfg.Pairs)}
+		go func() { defer close(pacerDone); r.pace() }()
+	} else {
+		close(pacerDone)
+	}
+	progressDone := make(chan struct{})
+	stopProgress := make(chan struct{})
+	go func() { defer close(progressDone); r.progress(stopProgress) }()
+
+	// Measure: sample everything at the start and the end of the interval.
+	interrupted := !r.sleepUntil(ctx, r.measureStart)
+	before := r.sample(t)
+	if !interrupted {
+		interrupted = !r.sleepUntil(ctx, r.measureEnd)
+	}
+	after := r.sample(t)
+	close(r.stop)
+	senders.Wait()
+	<-pacerDone
+	r.drain(ctx)
+	close(stopProgress)
+	<-progressDone
+	r.closeAll()
+	readers.Wait()
+
+	r.fill(rep, t, before, after)
+	if interrupted {
+		rep.Warnings = append(rep.Warnings, "interrupted before the end of the run: figures cover the time it ran")
+	}
+	return nil
+}
+
+// login logs all receivers in first, so that no early message meets CNT,
+// then all senders.
+func (r *loadRun) login(ctx context.Context, t *target) error {
+	n := r.cfg.Pairs
+	r.pairs = make([]*pair, n)
+	for i := range r.pairs {
+		sn, rn := senderName(r.cfg.UserPrefix, i), receiverName(r.cfg.UserPrefix, i)
+		prefix := fmt.Appendf(nil, "MSG %s %s ", rn, sn)
+		r.pairs[i] = &pair{
+			index:      i,
+			senderName: []byte(sn),
+			prefix:     prefix,
+			lineLen:    len(prefix) + r.cfg.Size + 2,
+			wake:       make(chan struct{}, 1),
+		}
+	}
+	err := loginAll(ctx, n, func(ctx context.Context, i int) error {
+		s, err := t.dial.login(ctx, nil, receiverName(r.cfg.UserPrefix, i), r.cfg.Password)
+		r.pairs[i].receiver = s
+		return err
+	})
+	if err == nil {
+		err = loginAll(ctx, n, func(ctx context.Context, i int) error {
+			s, err := t.dial.login(ctx, nil, senderName(r.cfg.UserPrefix, i), r.cfg.Password)
+			r.pairs[i].sender = s
+			return err
+		})
+	}
+	if err != nil {
+		r.closeAll()
+		return fmt.Errorf("log in bench users: %w", err)
+	}
+	return nil
+}
+
+// loginAll runs login for 0..n-1 with bounded concurrency and returns the
+// first error, cancelling the rest.
+func loginAll(ctx context.Context, n int, login func(context.Context, int) error) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	sem := make(chan struct{}, loginConcurrency)
+	var wg sync.WaitGroup
+	for i := range n {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			if err := login(ctx, i); err != nil {
+				cancel(err)
+			}
+		}()
+	}
+	wg.Wait()
+	return context.Cause(ctx)
+}
+
+// closeAll closes every session; reads failing from now on are expected.
+func (r *loadRun) closeAll() {
+	if r.closing.Swap(true) {
+		return
+	}
+	var wg sync.WaitGroup
+	for _, p := range r.pairs {
+		for _, s := range []*session{p.sender, p.receiver} {
+			if s != nil {
+				wg.Add(1)
+				go func() { defer wg.Done(); s.close() }()
+			}
+		}
+	}
+	wg.Wait()
+}
+
+// sleepUntil waits until the clock reaches at; false when ctx ended first.
+func (r *loadRun) sleepUntil(ctx context.Context, at uint64) bool {
+	now := r.now()
+	if now >= at {
+		return ctx.Err() == nil
+	}
+	timer := time.NewTimer(time.Duration(at - now))
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// sample is the state at one end of the measured interval.
+type sample struct {
+	at        uint64 // clock offset
+	delivered uint64
+	bytes     uint64
+	benchCPU  time.Duration
+	server    procSample
+	serverErr error
+}
+
+func (r *loadRun) sample(t *target) sample {
+	s := sample{at: r.now(), benchCPU: selfCPU()}
+	for _, p := range r.pairs {
+		s.delivered += p.delivered.Load()
+		s.bytes += p.bytes.Load()
+	}
+	if t.pid != 0 {
+		s.server, s.serverErr = readProc(t.pid)
+	}
+	return s
+}
+
+// sendClosed keeps up to Window messages of its pair in flight: it writes
+// as many as the window allows in one call, then waits for deliveries.
+func (r *loadRun) sendClosed(p *pair) {
+	window := uint64(r.cfg.Window)
+	buf := make([]byte, 0, min(window, maxBatch)*uint64(p.lineLen))
+	var sent uint64
+	for {
+		select {
+		case <-r.stop:
+			return
+		default:
+		}
+		inflight := sent - min(p.acknowledged(), sent)
+		if inflight >= window {
+			select {
+			case <-p.wake:
+			case <-r.stop:
+				return
+			}
+			continue
+		}
+		n := min(window-inflight, maxBatch)
+		ts := r.now()
+		buf = buf[:0]
+		for k := range n {
+			buf = r.appendLine(buf, p, sent+k, ts)
+		}
+		if !r.write(p, buf, &sent) {
+			return
+		}
+	}
+}
+
+// appendLine appends one MSG line of p carrying seq and the send time.
+func (r *loadRun) appendLine(buf []byte, p *pair, seq, ts uint64) []byte {
+	buf = append(buf, p.prefix...)
+	buf = AppendPayload(buf, seq, ts, r.cfg.Size)
+	return append(buf, '\r', '\n')
+}
+
+// write sends a batch in one call (on TLS, one call is one record per
+// 16 KiB) and counts the whole lines that went out.
+func (r *loadRun) write(p *pair, buf []byte, sent *uint64) bool {
+	n, err := p.sender.conn.Write(buf)
+	*sent += uint64(n / p.lineLen)
+	p.sent.Store(*sent)
+	if err != nil {
+		if !r.closing.Load() {
+			r.errs.add("sender %s: write: %v", p.senderName, err)
+		}
+		return false
+	}
+	return true
+}
+
+// sendOpen sends its pair's share of the open-loop schedule: whenever the
+// pacer releases messages, it writes all that are due in one call and
+// records how late each one went out.
+func (r *loadRun) sendOpen(p *pair) {
+	buf := make([]byte, 0, 4*p.lineLen)
+	lags := make([]int64, 0, 16)
+	var sent uint64
+	for {
+		select {
+		case <-p.wake:
+		case <-r.stop:
+			return
+		}
+		for due := r.sched.allowed(p.index, r.released.Load()); sent < due; {
+			n := min(due-sent, maxBatch)
+			ts := r.now()
+			buf, lags = buf[:0], lags[:0]
+			for k := range n {
+				buf = r.appendLine(buf, p, sent+k, ts)
+				at := r.sched.due(p.index, sent+k)
+				if at >= r.measureStart && at < r.measureEnd {
+					lags = append(lags, int64(ts)-int64(at))
+				}
+			}
+			if len(lags) > 0 {
+				r.lag.record(p.index, lags)
+			}
+			if !r.write(p, buf, &sent) {
+				return
+			}
+		}
+	}
+}
+
+// receive reads the receiver of p: every RELAY is counted, checked for
+// order and, when sent in the measured interval, timed. Counters are
+// published once per network read.
+func (r *loadRun) receive(p *pair) {
+	rd := p.receiver.reader
+	lats := make([]int64, 0, 256)
+	var err error
+	for {
+		now := r.now()
+		var n, size uint64
+		lats = lats[:0]
+		for {
+			raw, lerr := rd.Next()
+			if lerr != nil {
+				r.errs.add("receiver %s: %v", p.receiver.user, lerr)
+				return
+			}
+			if raw == nil {
+				break
+			}
+			sl, perr := protocol.ParseServerLine(protocol.TrimLine(raw))
+			if perr != nil {
+				r.errs.add("receiver %s: malformed line from the server", p.receiver.user)
+				continue
+			}
+			switch sl.Kind {
+			case protocol.KindRelay:
+				seq, sent, perr := ParsePayload(sl.Text)
+				if perr != nil || !bytes.Equal(sl.Sender, p.senderName) {
+					r.errs.add("receiver %s: a message that is not from its sender", p.receiver.user)
+					continue
+				}
+				n++
+				size += uint64(len(sl.Text))
+				if seq < p.nextSeq {
+					p.disorder.Add(1)
+				} else {
+					p.nextSeq = seq + 1
+				}
+				if sent >= r.measureStart && sent < r.measureEnd {
+					lats = append(lats, int64(now)-int64(sent))
+				}
+			case protocol.KindEnd:
+				r.serverEnded(p.receiver.user, sl)
+			case protocol.KindCNT:
+				r.errs.add("receiver %s: unexpected CNT", p.receiver.user)
+			}
+		}
+		if n > 0 {
+			p.bytes.Add(size)
+			p.delivered.Add(n)
+			nudge(p.wake)
+		}
+		if len(lats) > 0 {
+			r.latency.record(p.index, lats)
+		}
+		if err != nil {
+			r.readFailed(p.receiver.user, err)
+			return
+		}
+		err = rd.Fill()
+	}
+}
+
+// watchSender reads the sender's own connection: CNT answers acknowledge
+// messages that will not be delivered.
+func (r *loadRun) watchSender(p *pair) {
+	rd := p.sender.reader
+	for {
+		raw, err := rd.ReadLine()
+		if err != nil {
+			r.readFailed(p.sender.user, err)
+			return
+		}
+		sl, err := protocol.ParseServerLine(protocol.TrimLine(raw))
+		if err != nil {
+			r.errs.add("sender %s: malformed line from the server", p.sender.user)
+			continue
+		}
+		switch sl.Kind {
+		case protocol.KindCNT:
+			p.cnt.Add(1)
+			nudge(p.wake)
+		case protocol.KindEnd:
+			r.serverEnded(p.sender.user, sl)
+		case protocol.KindRelay:
+			r.errs.add("sender %s: unexpected RELAY", p.sender.user)
+		}
+	}
+}
+
+func (r *loadRun) serverEnded(user string, sl protocol.ServerLine) {
+	if r.closing.Load() {
+		return
+	}
+	star := ""
+	if sl.ProtocolError {
+		star = "* "
+	}
+	r.errs.add("%s: server closed the session: END %s<%s>", user, star, sl.Reason)
+}
+
+func (r *loadRun) readFailed(user string, err error) {
+	if r.closing.Load() {
+		return
+	}
+	if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
+		r.errs.add("%s: server closed the connection", user)
+		return
+	}
+	r.errs.add("%s: read: %v", user, err)
+}
+
+// drain waits until every message sent is delivered or answered with CNT,
+// or Drain has passed. It polls: the wait is short and ends a run.
+func (r *loadRun) drain(ctx context.Context) {
+	deadline := time.Now().Add(r.cfg.Drain)
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		pending := false
+		for _, p := range r.pairs {
+			if p.acknowledged() < p.sent.Load() {
+				pending = true
+				break
+			}
+		}
+		if !pending || time.Now().After(deadline) {
+			return
+		}
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// progress writes a live line once a second until stop is closed.
+func (r *loadRun) progress(stop chan struct{}) {
+	w := r.cfg.Progress
+	if w == nil {
+		<-stop
+		return
+	}
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	var last uint64
+	lastAt := time.Now()
+	for {
+		select {
+		case <-stop:
+			fmt.Fprint(w, "\r\033[K")
+			return
+		case now := <-tick.C:
+			var sent, delivered, cnt uint64
+			for _, p := range r.pairs {
+				sent += p.sent.Load()
+				delivered += p.delivered.Load()
+				cnt += p.cnt.Load()
+			}
+			phase := "measuring"
+			switch at := r.now(); {
+			case at < r.measureStart:
+				phase = "warming up"
+			case at >= r.measureEnd:
+				phase = "draining"
+			}
+			rate := float64(delivered-last) / now.Sub(lastAt).Seconds()
+			last, lastAt = delivered, now
+			errs, _ := r.errs.snapshot()
+			fmt.Fprintf(w, "\r\033[Kbench: %s  %s msgs/s  delivered %s  in flight %s  CNT %d  errors %d",
+				phase, countText(uint64(rate)), countText(delivered), countText(sent-min(sent, delivered+cnt)), cnt, errs)
+		}
+	}
+}
+
+// fill writes the run's figures into the report.
+func (r *loadRun) fill(rep *Report, t *target, before, after sample) {
+	for _, p := range r.pairs {
+		rep.Sent += p.sent.Load()
+		rep.Delivered += p.delivered.Load()
+		rep.CNT += p.cnt.Load()
+		rep.OutOfOrder += p.disorder.Load()
+	}
+	rep.Lost = rep.Sent - min(rep.Sent, rep.Delivered+rep.CNT)
+	rep.Errors, rep.ErrorList = r.errs.snapshot()
+	if rep.Lost > 0 {
+		rep.Warnings = append(rep.Warnings, fmt.Sprintf("%d messages neither delivered nor answered with CNT within the %s drain", rep.Lost, r.cfg.Drain))
+	}
+
+	elapsed := time.Duration(after.at - before.at)
+	rep.MeasuredDelivered = after.delivered - before.delivered
+	if secs := elapsed.Seconds(); secs > 0 {
+		rep.MsgsPerSec = float64(rep.MeasuredDelivered) / secs
+		rep.MBPerSec = float64(after.bytes-before.bytes) / secs / 1e6
+	}
+	rep.Latency = summarize(r.latency.merged())
+	if r.cfg.Rate > 0 {
+		lag := summarize(r.lag.merged())
+		rep.ScheduleLag = &lag
+	}
+	rep.Bench = benchUsage(after.benchCPU-before.benchCPU, elapsed)
+	if rep.Bench.Saturated {
+		rep.Warnings = append(rep.Warnings, fmt.Sprintf("the bench used %.0f%% of its %d core(s): it may be the bottleneck, not the server", 100*rep.Bench.Utilization, rep.Bench.GOMAXPROCS))
+	}
+	if t.pid != 0 {
+		rep.ServerUsage = serverUsage(t.pid, before.server, after.server, rep.MeasuredDelivered)
+		if err := errors.Join(before.serverErr, after.serverErr); err != nil {
+			rep.ServerUsage = nil
+			rep.Warnings = append(rep.Warnings, err.Error())
+		}
+	}
+}
+
+// saturation is the share of its cores above which the bench says it may
+// be the bottleneck.
+const saturation = 0.9
+
+func benchUsage(cpu, wall time.Duration) BenchUsage {
+	u := BenchUsage{CPUSeconds: cpu.Seconds(), GOMAXPROCS: runtime.GOMAXPROCS(0)}
+	if wall > 0 {
+		u.Utilization = cpu.Seconds() / (wall.Seconds() * float64(u.GOMAXPROCS))
+	}
+	u.Saturated = u.Utilization > saturation
+	return u
+}
+
+func serverUsage(pid int, before, after procSample, delivered uint64) *ServerUsage {
+	u := &ServerUsage{
+		PID:        pid,
+		CPUSeconds: (after.CPU - before.CPU).Seconds(),
+		PeakRSS:    after.HWM,
+		RSS:        after.RSS,
+	}
+	if delivered > 0 {
+		u.CPUPerMsg = u.CPUSeconds * 1e6 / float64(delivered)
+	}
+	return u
+}

@@ -1,0 +1,37 @@
+package bench
+
+import (
+	"os"
+	"testing"
+)
+
+func TestReadProcSelf(t *testing.T) {
+	s, err := readProc(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.RSS == 0 || s.HWM < s.RSS {
+		t.Errorf("memory RSS %d, HWM %d: want 0 < RSS <= HWM", s.RSS, s.HWM)
+	}
+	if _, err := readProc(-1); err == nil {
+		t.Error("readProc(-1) succeeded")
+	}
+}
+
+func TestStatusKB(t *testing.T) {
+	status := []byte("Name:\tx\nVmHWM:\t    2048 kB\nVmRSS:\t  1024 kB\nBad:\tzz kB\n")
+	tests := []struct {
+		name string
+		want uint64
+	}{
+		{"VmHWM:", 2048 * 1024},
+		{"VmRSS:", 1024 * 1024},
+		{"Bad:", 0},
+		{"Missing:", 0},
+	}
+	for _, tt := range tests {
+		if got := statusKB(status, tt.name); got != tt.want {
+			t.Errorf("statusKB(%q) = %d, want %d", tt.name, got, tt.want)
+		}
+	}
+}

@@ -1,0 +1,158 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/messager/messager/internal/users"
+)
+
+// target is the server a run talks to.
+type target struct {
+	addr    string
+	dial    *dialer
+	pid     int  // 0 when unknown: no server CPU or memory figures
+	started bool // the bench started it
+}
+
+// Run performs one bench run as cfg describes and returns its report.
+// Without cfg.Server it starts a server of its own first and stops it at
+// the end.
+func Run(ctx context.Context, cfg Config) (*Report, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	rep := &Report{
+		Mode:     cfg.mode(),
+		Pairs:    cfg.Pairs,
+		Size:     cfg.Size,
+		Window:   cfg.Window,
+		Rate:     cfg.Rate,
+		Warmup:   cfg.Warmup.Seconds(),
+		Duration: cfg.Duration.Seconds(),
+	}
+	// Before any child starts, so that it inherits the higher limit too.
+	fileLimit, limitErr := raiseFileLimit()
+	if limitErr != nil {
+		rep.Warnings = append(rep.Warnings, limitErr.Error())
+	}
+
+	t := &target{addr: cfg.Server, pid: cfg.ServerPID}
+	tlsInfo := cfg.TLS
+	if cfg.Server == "" {
+		child, err := startOwnServer(ctx, &cfg)
+		if err != nil {
+			return nil, err
+		}
+		defer child.stop()
+		t.addr, t.pid, t.started = child.addr, child.pid, true
+		tlsInfo = TLS{Fingerprint: child.fingerprint}
+		rep.CheapHashes = true
+	}
+	tlsCfg, err := tlsInfo.config(t.addr)
+	if err != nil {
+		return nil, err
+	}
+	t.dial = &dialer{addr: t.addr, tls: tlsCfg}
+	rep.Server, rep.ServerStarted, rep.Certificate = t.addr, t.started, tlsInfo.verification()
+
+	switch rep.Mode {
+	case ModeIdle:
+		err = runIdle(ctx, &cfg, t, rep, fileLimit)
+	default:
+		err = runLoad(ctx, &cfg, t, rep)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return rep, nil
+}
+
+// startOwnServer writes a user file and starts "messager serve" in a
+// temporary directory that goes away with the child.
+func startOwnServer(ctx context.Context, cfg *Config) (*child, error) {
+	exe := cfg.Executable
+	if exe == "" {
+		var err error
+		if exe, err = os.Executable(); err != nil {
+			return nil, fmt.Errorf("find the messager binary to start a server: %w", err)
+		}
+	}
+	dir, err := os.MkdirTemp("", "messager-bench-")
+	if err != nil {
+		return nil, fmt.Errorf("start server: %w", err)
+	}
+	usersFile := filepath.Join(dir, "user.csv")
+	if err := writeUsersFile(usersFile, UserNames(cfg.UserPrefix, cfg.Pairs, cfg.Sessions), cfg.Password); err != nil {
+		_ = os.RemoveAll(dir)
+		return nil, err
+	}
+	args := []string{"serve",
+		"--listen", "127.0.0.1:0",
+		"--users", usersFile,
+		"--cert", filepath.Join(dir, "cert.pem"),
+		"--key", filepath.Join(dir, "key.pem"),
+		"--log-format", "json",
+	}
+	args = append(args, cfg.ServeArgs...)
+	c, err := startChild(ctx, exe, args, dir)
+	if err != nil {
+		_ = os.RemoveAll(dir)
+		return nil, err
+	}
+	return c, nil
+}
+
+// WriteUsers writes a user file for the bench users of a run with pairs
+// pairs and sessions idle sessions, all with password and cheap hashes,
+// so that an operator can start a server of their own for the bench.
+func WriteUsers(path, prefix, password string, pairs, sessions int) (int, error) {
+	if prefix == "" {
+		prefix = DefaultUserPrefix
+	}
+	if password == "" {
+		password = DefaultPassword
+	}
+	cfg := Config{UserPrefix: prefix, Password: password, Pairs: max(pairs, 1), Sessions: sessions}.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return 0, err
+	}
+	names := UserNames(prefix, pairs, sessions)
+	return len(names), writeUsersFile(path, names, password)
+}
+
+// writeUsersFile writes names with one cheap hash of password: the same
+// hash for every user, since hashing thousands of times would only slow
+// the bench down, and these accounts are throw-away.
+func writeUsersFile(path string, names []string, password string) error {
+	hash, err := users.HashWithParams([]byte(password), users.CheapParams)
+	if err != nil {
+		return fmt.Errorf("hash bench password: %w", err)
+	}
+	var b strings.Builder
+	b.Grow(len(names) * (len(hash) + 16))
+	for _, n := range names {
+		b.WriteString(n)
+		b.WriteByte(',')
+		b.WriteString(hash)
+		b.WriteByte('\n')
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("write bench users: %w", err)
+	}
+	_, err = io.WriteString(f, b.String())
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return errors.Join(fmt.Errorf("write bench users: %w", err), os.Remove(path))
+	}
+	return nil
+}
