@@ -10,6 +10,7 @@ package protocol
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"unicode/utf8"
 )
@@ -123,7 +124,13 @@ var nameByte = func() (t [256]bool) {
 // ValidText reports whether b is valid UTF-8 without control characters
 // other than TAB: no U+0000–U+001F, U+007F or U+0080–U+009F.
 func ValidText(b []byte) bool {
-	for i := 0; i < len(b); {
+	i := 0
+	for i < len(b) {
+		// Eight bytes of printable ASCII at a time: the common case.
+		if i+8 <= len(b) && printableASCII8(binary.LittleEndian.Uint64(b[i:])) {
+			i += 8
+			continue
+		}
 		c := b[i]
 		if c < utf8.RuneSelf {
 			if (c < 0x20 && c != '\t') || c == 0x7f {
@@ -142,4 +149,13 @@ func ValidText(b []byte) bool {
 		i += size
 	}
 	return true
+}
+
+// printableASCII8 reports whether all eight bytes of w are in 0x20–0x7e.
+// With no high bit set, subtracting 0x20 from every byte borrows into a
+// byte's high bit exactly when some byte is below 0x20, and adding 1 sets
+// a high bit exactly when some byte is 0x7f.
+func printableASCII8(w uint64) bool {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	return (w&highs)|((w-0x20*ones)&^w&highs)|((w+ones)&highs) == 0
 }

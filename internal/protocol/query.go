@@ -46,17 +46,17 @@ func ParseQuery(line []byte) (Query, error) {
 	if !ValidText(line) {
 		return Query{}, ErrProtocol
 	}
-	word, rest, _ := bytes.Cut(line, space)
+	word, rest, _ := cutSpace(line)
 	switch string(word) {
 	case "MSG":
-		target, rest, ok1 := bytes.Cut(rest, space)
-		sender, text, ok2 := bytes.Cut(rest, space)
+		target, rest, ok1 := cutSpace(rest)
+		sender, text, ok2 := cutSpace(rest)
 		if !ok1 || !ok2 || !ValidName(target) || !ValidName(sender) || len(text) == 0 {
 			return Query{}, ErrProtocol
 		}
 		return Query{Kind: KindMsg, Target: target, Sender: sender, Text: text}, nil
 	case "AUTH":
-		user, password, ok := bytes.Cut(rest, space)
+		user, password, ok := cutSpace(rest)
 		if !ok || !ValidName(user) || !ValidPassword(password) {
 			return Query{}, ErrProtocol
 		}
@@ -67,7 +67,13 @@ func ParseQuery(line []byte) (Query, error) {
 	return Query{}, ErrProtocol
 }
 
-var space = []byte{' '}
+// cutSpace is bytes.Cut on one space, without the general search.
+func cutSpace(b []byte) (before, after []byte, found bool) {
+	if i := bytes.IndexByte(b, ' '); i >= 0 {
+		return b[:i], b[i+1:], true
+	}
+	return b, nil, false
+}
 
 // ServerLine is a parsed server line. Its byte slices point into the line
 // that was parsed.
@@ -90,11 +96,11 @@ type ServerLine struct {
 // A known word with a malformed rest returns ErrProtocol. Text is not
 // checked for control characters: a client escapes what it displays.
 func ParseServerLine(line []byte) (ServerLine, error) {
-	word, rest, _ := bytes.Cut(line, space)
+	word, rest, _ := cutSpace(line)
 	switch string(word) {
 	case "RELAY":
-		target, rest, ok1 := bytes.Cut(rest, space)
-		sender, text, ok2 := bytes.Cut(rest, space)
+		target, rest, ok1 := cutSpace(rest)
+		sender, text, ok2 := cutSpace(rest)
 		if !ok1 || !ok2 || len(target) == 0 || len(sender) == 0 || len(text) == 0 {
 			return ServerLine{}, ErrProtocol
 		}
