@@ -17,8 +17,11 @@ import (
 // real TLS.
 type discardTransport struct{ written atomic.Int64 }
 
-func (d *discardTransport) Read([]byte) (int, error)         { select {} }
-func (d *discardTransport) Write(p []byte) (int, error)      { d.written.Add(int64(len(p))); return len(p), nil }
+func (d *discardTransport) Read([]byte) (int, error) { select {} }
+func (d *discardTransport) Write(p []byte) (int, error) {
+	d.written.Add(int64(len(p)))
+	return len(p), nil
+}
 func (d *discardTransport) SetReadDeadline(time.Time) error  { return nil }
 func (d *discardTransport) SetWriteDeadline(time.Time) error { return nil }
 func (d *discardTransport) Close() error                     { return nil }
