@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"io"
 	"log/slog"
 	"net"
 	"sync"
@@ -339,9 +338,4 @@ func (s *session) flushBatch() {
 func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
-}
-
-// isClosedConn reports errors that only mean the peer went away.
-func isClosedConn(err error) bool {
-	return errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed)
 }
