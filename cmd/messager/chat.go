@@ -1,16 +1,280 @@
 package main
 
 import (
+	"context"
 	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strconv"
+	"strings"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/messager/messager/internal/chat"
+	"github.com/messager/messager/internal/client"
+	"github.com/messager/messager/internal/protocol"
+	"github.com/messager/messager/internal/trust"
 )
 
-// STUB: replaced by the real command.
+// Environment variables the client reads when a flag is not given.
+const (
+	envServer   = "MESSAGER_SERVER"
+	envUser     = "MESSAGER_USER"
+	envPassword = "MESSAGER_PASSWORD"
+)
+
+// defaultServer is the server the client talks to unless told otherwise.
+var defaultServer = "localhost:" + strconv.Itoa(protocol.DefaultPort)
+
 func newChatCmd() *cobra.Command {
-	return &cobra.Command{
+	var f connectFlags
+	var to string
+	var jsonOut bool
+	cmd := &cobra.Command{
 		Use:   "chat",
-		Short: "not built yet",
-		RunE:  func(*cobra.Command, []string) error { return errors.New("chat: not built yet") },
+		Short: "Chat with other users, on a terminal or through a pipe",
+		Long: `Chat logs in to a messager server and sends and receives messages.
+
+On a terminal it shows incoming messages as "[15:04] alice: text" above the
+line being typed. Commands: /to NAME changes the target, /quit ends the
+session, /help lists the commands. A missing user, password or target is
+asked for.
+
+When stdin is not a terminal, every input line is one message to --to, and
+received messages are written to stdout as "alice: text" (or JSON lines with
+--json). At the end of input the session ends once the server has handled
+every line.
+
+The server's certificate is trusted on first use and remembered in the
+known_servers file of the user's configuration directory; see --ca,
+--fingerprint, --trust-new and --insecure.
+
+Environment: MESSAGER_SERVER, MESSAGER_USER and MESSAGER_PASSWORD stand in
+for --server, --user and the password prompt.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			stdinTTY := isTerminal(cmd.InOrStdin())
+			stdoutTTY := isTerminal(cmd.OutOrStdout())
+			if !stdinTTY && to == "" {
+				return usageError(errors.New("--to is required when stdin is not a terminal"))
+			}
+			if to != "" && !protocol.ValidNameString(to) {
+				return usageError(fmt.Errorf("--to: %w", &client.NameError{Name: to}))
+			}
+			ctx := cmd.Context()
+			s, err := f.setup(cmd)
+			if err != nil {
+				return err
+			}
+			conn, err := s.connectFirst(ctx)
+			if err != nil {
+				return err
+			}
+			err = chat.Run(ctx, chat.Config{
+				Conn:        conn,
+				Connect:     s.connect,
+				To:          to,
+				Interactive: stdinTTY,
+				Color:       stdoutTTY && os.Getenv("NO_COLOR") == "",
+				JSON:        jsonOut,
+				Stdin:       cmd.InOrStdin(),
+				Stdout:      cmd.OutOrStdout(),
+				Stderr:      cmd.ErrOrStderr(),
+			})
+			if errors.Is(err, chat.ErrNotSent) {
+				return withExitCode(1, nil)
+			}
+			return err
+		},
 	}
+	f.register(cmd)
+	cmd.Flags().StringVar(&to, "to", "", "send messages to `NAME`")
+	cmd.Flags().BoolVar(&jsonOut, "json", false, "write received messages as JSON lines (when stdout is not a terminal)")
+	return cmd
+}
+
+// connectFlags are the flags shared by chat and send: where to connect,
+// as whom, and how to trust the server.
+type connectFlags struct {
+	server, user, ca, fingerprint string
+	trustNew, insecure            bool
+}
+
+func (f *connectFlags) register(cmd *cobra.Command) {
+	fs := cmd.Flags()
+	fs.StringVar(&f.server, "server", "", "server `HOST:PORT` (default "+defaultServer+", or $"+envServer+")")
+	fs.StringVar(&f.user, "user", "", "log in as `NAME` (default $"+envUser+", or asked)")
+	fs.StringVar(&f.ca, "ca", "", "verify the server against the certificates in `FILE` (e.g. the server's cert.pem)")
+	fs.StringVar(&f.fingerprint, "fingerprint", "", "require the server certificate with this `sha256:HEX` fingerprint")
+	fs.BoolVar(&f.trustNew, "trust-new", false, "trust and remember a server seen for the first time without asking")
+	fs.BoolVar(&f.insecure, "insecure", false, "do not verify the server's certificate (unsafe)")
+}
+
+// clientSetup is a resolved server, user, password and verifier.
+type clientSetup struct {
+	addr, user, password string
+	verifier             *trust.Verifier
+	stdin                io.Reader
+	stderr               io.Writer
+	terminal             bool
+}
+
+// setup resolves flags, environment and prompts.
+func (f *connectFlags) setup(cmd *cobra.Command) (*clientSetup, error) {
+	s := &clientSetup{stdin: cmd.InOrStdin(), stderr: cmd.ErrOrStderr()}
+	s.terminal = isTerminal(s.stdin)
+
+	server := f.server
+	if server == "" {
+		server = os.Getenv(envServer)
+	}
+	if server == "" {
+		server = defaultServer
+	}
+	addr, err := serverAddr(server)
+	if err != nil {
+		return nil, usageError(err)
+	}
+	s.addr = addr
+
+	s.user = f.user
+	if s.user == "" {
+		s.user = os.Getenv(envUser)
+	}
+	if s.user == "" {
+		if !s.terminal {
+			return nil, usageError(fmt.Errorf("no user: use --user or $%s", envUser))
+		}
+		if s.user, err = s.promptLine("user: "); err != nil {
+			return nil, err
+		}
+	}
+	if !protocol.ValidNameString(s.user) {
+		return nil, usageError(fmt.Errorf("user: %w", &client.NameError{Name: s.user}))
+	}
+
+	s.password = os.Getenv(envPassword)
+	if s.password == "" {
+		if !s.terminal {
+			return nil, fmt.Errorf("no password: set $%s or run on a terminal", envPassword)
+		}
+		if s.password, err = s.promptPassword(fmt.Sprintf("password for %s@%s: ", s.user, s.addr)); err != nil {
+			return nil, err
+		}
+	}
+
+	s.verifier, err = trust.New(addr, trust.Options{
+		CAFile:      f.ca,
+		Fingerprint: f.fingerprint,
+		TrustNew:    f.trustNew,
+		Insecure:    f.insecure,
+		Notices:     s.stderr,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// serverAddr adds the default port to a server given without one.
+func serverAddr(server string) (string, error) {
+	if _, _, err := net.SplitHostPort(server); err == nil {
+		return server, nil
+	}
+	if strings.Contains(strings.Trim(server, "[]"), ":") && !strings.HasPrefix(server, "[") {
+		// A bare IPv6 address.
+		return net.JoinHostPort(server, strconv.Itoa(protocol.DefaultPort)), nil
+	}
+	if server == "" || strings.ContainsAny(server, " /") {
+		return "", fmt.Errorf("server %q: want HOST:PORT", server)
+	}
+	return net.JoinHostPort(strings.Trim(server, "[]"), strconv.Itoa(protocol.DefaultPort)), nil
+}
+
+// connect dials and logs in; it is also the chat's reconnect function.
+func (s *clientSetup) connect(ctx context.Context) (*client.Conn, error) {
+	ctx, cancel := context.WithTimeout(ctx, client.DefaultLoginTimeout)
+	defer cancel()
+	c, err := client.Dial(ctx, s.addr, s.verifier.TLSConfig())
+	if err != nil {
+		return nil, err
+	}
+	if err := c.Login(ctx, s.user, s.password); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// connectFirst connects for the first time, asking on a terminal whether
+// to trust a server never seen before.
+func (s *clientSetup) connectFirst(ctx context.Context) (*client.Conn, error) {
+	c, err := s.connect(ctx)
+	var unknown *trust.UnknownError
+	if err == nil || !errors.As(err, &unknown) || !s.terminal {
+		return c, err
+	}
+	fmt.Fprintf(s.stderr, "the server %s is not known yet.\nits certificate fingerprint is %s\n"+
+		"compare it with the one the server prints (messager cert fingerprint).\n", unknown.Addr, unknown.Fingerprint)
+	answer, err := s.promptLine("trust this server and remember it? [y/N] ")
+	if err != nil {
+		return nil, err
+	}
+	if a := strings.ToLower(strings.TrimSpace(answer)); a != "y" && a != "yes" {
+		return nil, errors.New("server not trusted")
+	}
+	if err := s.verifier.Trust(unknown.Fingerprint); err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(s.stderr, "remembered %s in %s\n", unknown.Addr, s.verifier.KnownServersFile())
+	return s.connect(ctx)
+}
+
+// promptLine asks for one line on the terminal. It reads byte by byte so
+// that nothing typed after the line is taken from the line editor.
+func (s *clientSetup) promptLine(prompt string) (string, error) {
+	fmt.Fprint(s.stderr, prompt)
+	var b []byte
+	one := make([]byte, 1)
+	for {
+		n, err := s.stdin.Read(one)
+		if n == 1 {
+			if one[0] == '\n' {
+				return strings.TrimRight(string(b), "\r"), nil
+			}
+			b = append(b, one[0])
+			if len(b) > 1024 {
+				return "", errors.New("answer too long")
+			}
+		}
+		if err == io.EOF {
+			return "", errors.New("no answer: end of input")
+		}
+		if err != nil {
+			return "", fmt.Errorf("read answer: %w", err)
+		}
+	}
+}
+
+// promptPassword asks for a password on the terminal without echo.
+func (s *clientSetup) promptPassword(prompt string) (string, error) {
+	f, ok := s.stdin.(*os.File)
+	if !ok {
+		return "", errors.New("no terminal to ask for the password")
+	}
+	fmt.Fprint(s.stderr, prompt)
+	pw, err := term.ReadPassword(int(f.Fd()))
+	fmt.Fprintln(s.stderr)
+	if err != nil {
+		return "", fmt.Errorf("read password: %w", err)
+	}
+	return string(pw), nil
+}
+
+// isTerminal reports whether a command's stream is a terminal.
+func isTerminal(v any) bool {
+	f, ok := v.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
 }

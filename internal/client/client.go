@@ -65,9 +65,14 @@ type EndError struct {
 	// ProtocolError is set when the server said the client broke the
 	// protocol (END * <reason>).
 	ProtocolError bool
+	// Login is set when the END answered AUTH: the login was refused.
+	Login bool
 }
 
 func (e *EndError) Error() string {
+	if e.Login {
+		return "login refused: " + e.Reason
+	}
 	if e.ProtocolError {
 		return "server ended the session (protocol error): " + e.Reason
 	}
@@ -288,7 +293,7 @@ func (c *Conn) Login(ctx context.Context, user, password string) error {
 		case protocol.KindEnd:
 			c.ended.Store(true)
 			c.Close()
-			return &EndError{Reason: string(sl.Reason), ProtocolError: sl.ProtocolError}
+			return &EndError{Reason: string(sl.Reason), ProtocolError: sl.ProtocolError, Login: true}
 		case protocol.KindCheck:
 			c.checks.Add(1)
 		default:

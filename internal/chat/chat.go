@@ -1,0 +1,502 @@
+// Package chat is the terminal front end of messager, on top of
+// internal/client. On a terminal it runs a line editor with history, shows
+// incoming messages above the line being typed without disturbing it, and
+// takes commands (/to, /quit, /help). With stdin not a terminal it is a
+// pipe: every input line is one message, received messages go to stdout
+// as text or JSON lines, and the end of input ends the session cleanly.
+package chat
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/chzyer/readline"
+
+	"github.com/messager/messager/internal/client"
+	"github.com/messager/messager/internal/protocol"
+)
+
+// Config is what Run needs.
+type Config struct {
+	// Conn is the first connection, already logged in.
+	Conn *client.Conn
+	// Connect dials and logs in again after the connection drops; nil
+	// disables reconnecting.
+	Connect func(context.Context) (*client.Conn, error)
+	// Backoff paces reconnection attempts; nil means the defaults.
+	Backoff *client.Backoff
+	// To is the first target; empty asks for one (interactive) or is an
+	// error (pipe mode).
+	To string
+	// Interactive runs the line editor on the process's terminal (stdin
+	// and Stdout). Otherwise Stdin is read as a pipe.
+	Interactive bool
+	// Color shows each sender's name in its colour (interactive only).
+	Color bool
+	// JSON writes received messages as JSON lines (pipe mode only).
+	JSON bool
+	// Stdin is the pipe-mode input.
+	Stdin io.Reader
+	// Stdout receives messages; Stderr receives notices in pipe mode.
+	Stdout, Stderr io.Writer
+	// QuitTimeout bounds the wait for END <end accepted> after /quit;
+	// zero means 5 s. Pipe mode waits as long as the connection lives,
+	// because its exit status says whether every line was handled.
+	QuitTimeout time.Duration
+}
+
+// ErrNotSent is returned in pipe mode when some input lines could not be
+// sent (too long, control characters); each was reported on stderr.
+var ErrNotSent = errors.New("some lines were not sent")
+
+// Run runs a chat session until the user quits, the input ends, or the
+// server ends the session for good. It returns nil after /quit or a
+// confirmed end of input, an *client.EndError when the server ended the
+// session, and other errors when the connection was lost for good.
+func Run(ctx context.Context, cfg Config) error {
+	if cfg.Conn == nil {
+		return errors.New("chat: no connection")
+	}
+	if cfg.QuitTimeout <= 0 {
+		cfg.QuitTimeout = 5 * time.Second
+	}
+	if cfg.Backoff == nil {
+		cfg.Backoff = &client.Backoff{}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	s := &session{
+		cfg:     cfg,
+		user:    cfg.Conn.User(),
+		to:      cfg.To,
+		done:    make(chan struct{}),
+		changed: make(chan struct{}),
+		cancel:  cancel,
+	}
+	if cfg.Interactive {
+		return s.interactive(ctx)
+	}
+	return s.pipe(ctx)
+}
+
+// session holds the state shared by the receive loop, which owns the
+// connection's life, and the input loop, which sends.
+type session struct {
+	cfg    Config
+	out    *output
+	user   string
+	to     string // used only by the input loop
+	cancel context.CancelFunc
+
+	mu      sync.Mutex
+	conn    *client.Conn  // nil while reconnecting
+	changed chan struct{} // closed and replaced when conn changes
+
+	quitting atomic.Bool
+	done     chan struct{} // closed when the receive loop ends
+	err      error         // the loop's result, set before done closes
+}
+
+func (s *session) setConn(c *client.Conn) {
+	s.mu.Lock()
+	s.conn = c
+	close(s.changed)
+	s.changed = make(chan struct{})
+	s.mu.Unlock()
+}
+
+func (s *session) current() *client.Conn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.conn
+}
+
+// waitConn returns the connection, waiting while the loop reconnects. It
+// returns nil when the loop has ended or ctx is done.
+func (s *session) waitConn(ctx context.Context) *client.Conn {
+	for {
+		s.mu.Lock()
+		c, changed := s.conn, s.changed
+		s.mu.Unlock()
+		if c != nil {
+			return c
+		}
+		select {
+		case <-changed:
+		case <-s.done:
+			return nil
+		case <-ctx.Done():
+			return nil
+		}
+	}
+}
+
+// loop receives events and keeps the session connected: it reconnects
+// after a drop unless the user is quitting or the server ended the session
+// for a reason another login would not fix.
+func (s *session) loop(ctx context.Context) {
+	defer close(s.done)
+	conn := s.cfg.Conn
+	for {
+		s.setConn(conn)
+		err := s.receive(conn)
+		s.setConn(nil)
+		conn.Close()
+		if s.quitting.Load() || !s.reconnectAfter(err) {
+			s.err = err
+			return
+		}
+		s.out.notice("connection lost: %s; reconnecting", Escape(err.Error()))
+		conn, err = client.Reconnect(ctx, s.cfg.Backoff, s.cfg.Connect, func(err error, wait time.Duration) {
+			s.out.notice("cannot connect: %s; trying again in %s", Escape(err.Error()), wait.Round(100*time.Millisecond))
+		})
+		if err != nil {
+			if s.quitting.Load() && ctx.Err() != nil {
+				s.err = nil
+			} else {
+				s.err = fmt.Errorf("reconnect: %w", err)
+			}
+			return
+		}
+		s.out.notice("reconnected to %s as %s", conn.Addr(), conn.User())
+	}
+}
+
+// receive shows the events of one connection until it ends; nil means the
+// server accepted our END.
+func (s *session) receive(conn *client.Conn) error {
+	for {
+		ev, err := conn.Receive()
+		if err != nil {
+			return err
+		}
+		switch ev := ev.(type) {
+		case client.Relay:
+			s.out.relay(ev)
+		case client.NotOnline:
+			s.out.notice("%s is not online", ev.Target)
+		case client.End:
+			return ev.Err()
+		}
+	}
+}
+
+// reconnectAfter reports whether a lost connection is worth logging in
+// again: not after END <logged in elsewhere> (another client of this user
+// took over), a removed account or a protocol error.
+func (s *session) reconnectAfter(err error) bool {
+	if err == nil || s.cfg.Connect == nil {
+		return false
+	}
+	var end *client.EndError
+	if errors.As(err, &end) {
+		if end.ProtocolError {
+			return false
+		}
+		switch end.Reason {
+		case protocol.ReasonShuttingDown, protocol.ReasonTooSlow, protocol.ReasonTimeout,
+			protocol.ReasonServerFull, protocol.ReasonTooManyConns:
+			return true
+		}
+		return false
+	}
+	return client.Retryable(err)
+}
+
+// quit ends the session: END, then the wait for END <end accepted> (or
+// for the loop to give up), bounded by timeout when it is not zero.
+func (s *session) quit(timeout time.Duration) {
+	s.quitting.Store(true)
+	c := s.current()
+	if c == nil {
+		// Reconnecting: stop that, there is nothing to end.
+		s.cancel()
+		<-s.done
+		return
+	}
+	if err := c.SendEnd(); err != nil {
+		c.Close()
+	}
+	var expired <-chan time.Time
+	if timeout > 0 {
+		t := time.NewTimer(timeout)
+		defer t.Stop()
+		expired = t.C
+	}
+	select {
+	case <-s.done:
+	case <-expired:
+		s.out.notice("no answer from the server; closing")
+		s.cancel()
+		c.Close()
+		<-s.done
+	}
+}
+
+// pipe runs the non-interactive session: every input line is a message to
+// the target; the end of input ends the session.
+func (s *session) pipe(ctx context.Context) error {
+	s.out = &output{msgs: s.cfg.Stdout, notices: s.cfg.Stderr, json: s.cfg.JSON, short: true}
+	if s.to == "" {
+		s.cfg.Conn.Close()
+		return errors.New("no target: use --to NAME when stdin is not a terminal")
+	}
+	if !protocol.ValidNameString(s.to) {
+		s.cfg.Conn.Close()
+		return &client.NameError{Name: s.to}
+	}
+	go s.loop(ctx)
+
+	type input struct {
+		text  string
+		more  bool // more input is buffered: flush later
+		n     int
+		err   error
+		final bool
+	}
+	lines := make(chan input)
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		br := bufio.NewReaderSize(s.cfg.Stdin, 64<<10)
+		for n := 1; ; n++ {
+			text, err := br.ReadString('\n')
+			in := input{text: strings.TrimRight(text, "\r\n"), more: br.Buffered() > 0, n: n}
+			if err != nil {
+				in.final = true
+				if err != io.EOF {
+					in.err = err
+				}
+			}
+			select {
+			case lines <- in:
+			case <-stop:
+				return
+			}
+			if in.final {
+				return
+			}
+		}
+	}()
+
+	notSent := false
+	for {
+		var in input
+		select {
+		case in = <-lines:
+		case <-s.done:
+			// The server ended the session before the input did.
+			if s.err == nil {
+				return errors.New("connection ended before the end of input")
+			}
+			return s.err
+		}
+		if in.text != "" {
+			if !s.sendLine(ctx, in.text, in.n, in.more) {
+				notSent = true
+			}
+		}
+		if in.final {
+			if in.err != nil {
+				s.cfg.Stderr.Write([]byte("* reading input: " + in.err.Error() + "\n"))
+				notSent = true
+			}
+			s.quit(0)
+			if s.err != nil {
+				return s.err
+			}
+			if notSent {
+				return ErrNotSent
+			}
+			return nil
+		}
+	}
+}
+
+// sendLine queues one pipe-mode line, flushing unless more input is
+// already waiting; it reports whether the line was accepted for sending.
+func (s *session) sendLine(ctx context.Context, text string, n int, more bool) bool {
+	for {
+		c := s.waitConn(ctx)
+		if c == nil {
+			return false
+		}
+		err := c.Queue(s.to, text)
+		if errors.Is(err, client.ErrClosed) {
+			// The connection dropped under us; the loop is reconnecting.
+			continue
+		}
+		if err != nil {
+			s.out.notice("line %d not sent: %v", n, err)
+			return false
+		}
+		if !more {
+			// A failed flush means a dropped connection, which the
+			// receive loop notices and reports.
+			_ = c.Flush()
+		}
+		return true
+	}
+}
+
+// helpText lists the interactive commands.
+const helpText = `commands:
+  /to NAME   send to NAME from now on
+  /quit      end the session (Ctrl-D does the same)
+  /help      show this list
+  //text     send a message that starts with "/"`
+
+// interactive runs the session on a terminal with a line editor.
+func (s *session) interactive(ctx context.Context) error {
+	rl, err := readline.NewEx(&readline.Config{
+		Prompt:       s.prompt(),
+		HistoryLimit: 1000,
+		// The sent line is shown again in the chat's own format.
+		UniqueEditLine:  true,
+		InterruptPrompt: "^C",
+		EOFPrompt:       "\n",
+		Stdout:          s.cfg.Stdout,
+		Stderr:          s.cfg.Stdout,
+	})
+	if err != nil {
+		s.cfg.Conn.Close()
+		return fmt.Errorf("start the line editor: %w", err)
+	}
+	defer rl.Close()
+	w := rl.Stdout()
+	s.out = &output{msgs: w, notices: w, color: s.cfg.Color}
+	s.out.notice("logged in to %s as %s; /help lists the commands", s.cfg.Conn.Addr(), s.user)
+	go s.loop(ctx)
+	go func() {
+		// A session the server ended stops the editor.
+		<-s.done
+		rl.Close()
+	}()
+
+	if s.to != "" && !protocol.ValidNameString(s.to) {
+		s.out.notice("%s", (&client.NameError{Name: s.to}).Error())
+		s.to = ""
+	}
+	for s.to == "" {
+		rl.SetPrompt("send to: ")
+		line, err := rl.Readline()
+		if s.ended() {
+			return s.err
+		}
+		if err != nil {
+			if errors.Is(err, readline.ErrInterrupt) {
+				continue
+			}
+			s.quit(s.cfg.QuitTimeout)
+			return nil
+		}
+		name := strings.TrimSpace(line)
+		switch {
+		case name == "":
+		case name == "/quit":
+			s.quit(s.cfg.QuitTimeout)
+			return nil
+		case !protocol.ValidNameString(name):
+			s.out.notice("%s", (&client.NameError{Name: name}).Error())
+		default:
+			s.to = name
+		}
+	}
+	rl.SetPrompt(s.prompt())
+
+	for {
+		line, err := rl.Readline()
+		if s.ended() {
+			return s.err
+		}
+		if errors.Is(err, readline.ErrInterrupt) {
+			if line == "" {
+				s.quit(s.cfg.QuitTimeout)
+				return nil
+			}
+			continue
+		}
+		if err != nil {
+			// Ctrl-D, or the terminal went away.
+			s.quit(s.cfg.QuitTimeout)
+			return nil
+		}
+		if s.command(rl, line) {
+			return nil
+		}
+	}
+}
+
+// ended reports whether the receive loop has ended by itself.
+func (s *session) ended() bool {
+	if s.quitting.Load() {
+		return false
+	}
+	select {
+	case <-s.done:
+		return true
+	default:
+		return false
+	}
+}
+
+func (s *session) prompt() string {
+	if s.to == "" {
+		return "> "
+	}
+	return "[to " + s.to + "] "
+}
+
+// command handles one typed line; it reports whether the user quit.
+func (s *session) command(rl *readline.Instance, line string) bool {
+	trimmed := strings.TrimSpace(line)
+	if trimmed == "" {
+		return false
+	}
+	if strings.HasPrefix(trimmed, "/") && !strings.HasPrefix(trimmed, "//") {
+		word, arg, _ := strings.Cut(trimmed, " ")
+		arg = strings.TrimSpace(arg)
+		switch word {
+		case "/quit", "/exit":
+			s.quit(s.cfg.QuitTimeout)
+			return true
+		case "/help":
+			s.out.notice("%s", strings.ReplaceAll(helpText, "\n", "\n* "))
+		case "/to":
+			switch {
+			case arg == "":
+				s.out.notice("sending to %s", s.to)
+			case !protocol.ValidNameString(arg):
+				s.out.notice("%s", (&client.NameError{Name: arg}).Error())
+			default:
+				s.to = arg
+				rl.SetPrompt(s.prompt())
+				s.out.notice("sending to %s", s.to)
+			}
+		default:
+			s.out.notice("unknown command %s; /help lists the commands", Escape(word))
+		}
+		return false
+	}
+	if strings.HasPrefix(line, "//") {
+		line = line[1:]
+	}
+	c := s.current()
+	if c == nil {
+		s.out.notice("not connected, message not sent; reconnecting")
+		return false
+	}
+	if err := c.Send(s.to, line); err != nil {
+		s.out.notice("message not sent: %v", err)
+		return false
+	}
+	s.out.sent(time.Now(), s.user, s.to, strings.TrimRight(line, " \t"))
+	return false
+}

@@ -1,0 +1,581 @@
+package chat_test
+
+// These tests run the real messager binary against a real server: under a
+// pseudo-terminal for the interactive client, with pipes for scripts.
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/creack/pty"
+
+	"github.com/messager/messager/internal/certs"
+	"github.com/messager/messager/internal/client"
+	"github.com/messager/messager/internal/server/servertest"
+	"github.com/messager/messager/internal/trust"
+)
+
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "messager-chat-test")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "messager")
+	gobin := filepath.Join(os.Getenv("GOROOT"), "bin", "go")
+	if _, err := os.Stat(gobin); err != nil {
+		gobin = "go"
+	}
+	build := exec.Command(gobin, "build", "-o", binary, "github.com/messager/messager/cmd/messager")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build messager:", err)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+var testUsers = servertest.Users{"alice": "pw1", "bob": "pw2", "carol": "pw3"}
+
+// timeout bounds every wait in these tests.
+const timeout = 10 * time.Second
+
+// clientEnv returns the environment of a client run: a fresh
+// configuration directory, no colour unless asked, and extra variables.
+func clientEnv(t *testing.T, extra ...string) []string {
+	t.Helper()
+	home := t.TempDir()
+	env := []string{
+		"PATH=" + os.Getenv("PATH"),
+		"HOME=" + home,
+		"XDG_CONFIG_HOME=" + filepath.Join(home, ".config"),
+		"TERM=xterm",
+		"NO_COLOR=1",
+	}
+	return append(env, extra...)
+}
+
+// peer logs in as user with the client package and collects what it
+// receives.
+type peer struct {
+	t      *testing.T
+	conn   *client.Conn
+	events chan client.Event
+}
+
+func connectPeer(t *testing.T, srv *servertest.Server, user string) *peer {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	c, err := client.Dial(ctx, srv.Addr, srv.ClientTLS())
+	if err != nil {
+		t.Fatalf("peer %s: %v", user, err)
+	}
+	if err := c.Login(ctx, user, testUsers[user]); err != nil {
+		t.Fatalf("peer %s: %v", user, err)
+	}
+	p := &peer{t: t, conn: c, events: make(chan client.Event, 1000)}
+	go func() {
+		defer close(p.events)
+		for {
+			ev, err := c.Receive()
+			if err != nil {
+				return
+			}
+			p.events <- ev
+		}
+	}()
+	t.Cleanup(func() { c.Close() })
+	return p
+}
+
+// expectRelay waits for a message and checks it.
+func (p *peer) expectRelay(from, text string) {
+	p.t.Helper()
+	select {
+	case ev, ok := <-p.events:
+		if !ok {
+			p.t.Fatalf("peer connection ended, want %s: %s", from, text)
+		}
+		r, isRelay := ev.(client.Relay)
+		if !isRelay || r.From != from || r.Text != text {
+			p.t.Fatalf("peer got %#v, want relay %s: %q", ev, from, text)
+		}
+	case <-time.After(timeout):
+		p.t.Fatalf("peer: timed out waiting for %s: %q", from, text)
+	}
+}
+
+func (p *peer) send(to, text string) {
+	p.t.Helper()
+	if err := p.conn.Send(to, text); err != nil {
+		p.t.Fatalf("peer send: %v", err)
+	}
+}
+
+// stream collects output and lets a test wait for text in it,
+// expect-style: each match moves the search start past it.
+type stream struct {
+	mu     sync.Mutex
+	out    []byte
+	mark   int
+	more   chan struct{}
+	closed chan struct{}
+	once   sync.Once
+}
+
+func newStream() *stream {
+	return &stream{more: make(chan struct{}, 1), closed: make(chan struct{})}
+}
+
+func (s *stream) Write(b []byte) (int, error) {
+	s.mu.Lock()
+	s.out = append(s.out, b...)
+	s.mu.Unlock()
+	select {
+	case s.more <- struct{}{}:
+	default:
+	}
+	return len(b), nil
+}
+
+func (s *stream) close() { s.once.Do(func() { close(s.closed) }) }
+
+func (s *stream) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return string(s.out)
+}
+
+func (s *stream) find(want string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	i := bytes.Index(s.out[s.mark:], []byte(want))
+	if i >= 0 {
+		s.mark += i + len(want)
+	}
+	return i >= 0
+}
+
+func (s *stream) expect(t *testing.T, want string) {
+	t.Helper()
+	deadline := time.After(timeout)
+	for !s.find(want) {
+		select {
+		case <-s.more:
+		case <-s.closed:
+			if !s.find(want) {
+				t.Fatalf("output ended without %q", want)
+			}
+			return
+		case <-deadline:
+			t.Fatalf("timed out waiting for %q", want)
+		}
+	}
+}
+
+// term is a messager process on a pseudo-terminal.
+type term struct {
+	t   *testing.T
+	cmd *exec.Cmd
+	pty *os.File
+	out *stream
+}
+
+func startTerm(t *testing.T, env []string, args ...string) *term {
+	t.Helper()
+	cmd := exec.Command(binary, args...)
+	cmd.Env = env
+	f, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: 40, Cols: 160})
+	if err != nil {
+		t.Fatalf("start on a pty: %v", err)
+	}
+	tm := &term{t: t, cmd: cmd, pty: f, out: newStream()}
+	go func() {
+		io.Copy(tm.out, f)
+		tm.out.close()
+	}()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		f.Close()
+		if t.Failed() {
+			t.Logf("terminal output:\n%q", tm.out.String())
+		}
+	})
+	return tm
+}
+
+func (tm *term) output() string { return tm.out.String() }
+
+func (tm *term) expect(s string) {
+	tm.t.Helper()
+	tm.out.expect(tm.t, s)
+}
+
+func (tm *term) send(s string) {
+	tm.t.Helper()
+	if _, err := tm.pty.WriteString(s); err != nil {
+		tm.t.Fatalf("write to the terminal: %v", err)
+	}
+}
+
+// exit waits for the process and returns its exit status.
+func (tm *term) exit() int {
+	tm.t.Helper()
+	return waitExit(tm.t, tm.cmd)
+}
+
+func waitExit(t *testing.T, cmd *exec.Cmd) int {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			return ee.ExitCode()
+		}
+		if err != nil {
+			t.Fatalf("wait: %v", err)
+		}
+		return 0
+	case <-time.After(timeout):
+		t.Fatalf("process did not exit")
+		return -1
+	}
+}
+
+// proc is a messager process with pipes.
+type proc struct {
+	t              *testing.T
+	cmd            *exec.Cmd
+	stdin          io.WriteCloser
+	stdout, stderr *stream
+}
+
+func startProc(t *testing.T, env []string, args ...string) *proc {
+	t.Helper()
+	cmd := exec.Command(binary, args...)
+	cmd.Env = env
+	p := &proc{t: t, cmd: cmd, stdout: newStream(), stderr: newStream()}
+	cmd.Stdout, cmd.Stderr = p.stdout, p.stderr
+	var err error
+	if p.stdin, err = cmd.StdinPipe(); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		if t.Failed() {
+			t.Logf("stdout:\n%s\nstderr:\n%s", p.stdout, p.stderr)
+		}
+	})
+	return p
+}
+
+func (p *proc) write(s string) {
+	p.t.Helper()
+	if _, err := io.WriteString(p.stdin, s); err != nil {
+		p.t.Fatalf("write stdin: %v", err)
+	}
+}
+
+// exit closes stdin and returns the exit status.
+func (p *proc) exit() int {
+	p.t.Helper()
+	p.stdin.Close()
+	code := waitExit(p.t, p.cmd)
+	p.stdout.close()
+	p.stderr.close()
+	return code
+}
+
+// run runs messager to completion with stdin and returns its exit status,
+// stdout and stderr.
+func run(t *testing.T, env []string, stdin string, args ...string) (int, string, string) {
+	t.Helper()
+	p := startProc(t, env, args...)
+	p.write(stdin)
+	code := p.exit()
+	return code, p.stdout.String(), p.stderr.String()
+}
+
+func TestInteractiveSession(t *testing.T) {
+	srv := servertest.Start(t, testUsers)
+	bob := connectPeer(t, srv, "bob")
+	env := clientEnv(t)
+	tm := startTerm(t, env, "chat", "--server", srv.Addr)
+
+	// Everything missing is asked for: user, password (no echo), trust,
+	// then the target.
+	tm.expect("user: ")
+	tm.send("alice\r")
+	tm.expect("password for alice@" + srv.Addr + ": ")
+	tm.send("pw1\r")
+	tm.expect(srv.Fingerprint)
+	tm.expect("[y/N] ")
+	tm.send("y\r")
+	tm.expect("logged in to " + srv.Addr + " as alice")
+	tm.expect("send to: ")
+	tm.send("bob\r")
+	tm.expect("[to bob] ")
+	if strings.Contains(tm.output(), "pw1") {
+		t.Fatal("the password was echoed")
+	}
+	known, err := os.ReadFile(filepath.Join(envValue(env, "XDG_CONFIG_HOME"), "messager", "known_servers"))
+	if err != nil || !strings.Contains(string(known), srv.Addr+" "+srv.Fingerprint) {
+		t.Fatalf("known_servers after accepting: %q, %v", known, err)
+	}
+
+	tm.send("hello bob\r")
+	bob.expectRelay("alice", "hello bob")
+	tm.expect("alice → bob: hello bob")
+
+	// A message arrives while a line is half typed: it is shown above,
+	// and the half-typed line is redrawn and finished intact.
+	tm.send("half typed")
+	tm.expect("half typed")
+	bob.send("alice", "interrupting you")
+	tm.expect("bob: interrupting you")
+	tm.expect("[to bob] half typed")
+	tm.send(" and finished\r")
+	bob.expectRelay("alice", "half typed and finished")
+
+	// History: the up arrow brings back the last line.
+	tm.send("\x1b[A\r")
+	bob.expectRelay("alice", "half typed and finished")
+
+	tm.send("/help\r")
+	tm.expect("/to NAME")
+	tm.expect("/quit")
+
+	tm.send("/to carol\r")
+	tm.expect("sending to carol")
+	tm.expect("[to carol] ")
+	tm.send("anyone there?\r")
+	tm.expect("* carol is not online")
+
+	tm.send("/to bob\r")
+	tm.expect("[to bob] ")
+	tm.send("//slash\r")
+	bob.expectRelay("alice", "/slash")
+
+	tooLong := strings.Repeat("x", 5000)
+	tm.send(tooLong + "\r")
+	tm.expect("message not sent: message too long")
+
+	tm.send("/quit\r")
+	if code := tm.exit(); code != 0 {
+		t.Fatalf("exit status after /quit: %d", code)
+	}
+}
+
+func envValue(env []string, key string) string {
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, key+"="); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+func TestInteractiveColour(t *testing.T) {
+	srv := servertest.Start(t, testUsers)
+	bob := connectPeer(t, srv, "bob")
+	env := clientEnv(t, "MESSAGER_USER=alice", "MESSAGER_PASSWORD=pw1")
+	env = slicesDelete(env, "NO_COLOR=1")
+	tm := startTerm(t, env, "chat", "--server", srv.Addr, "--fingerprint", srv.Fingerprint, "--to", "bob")
+	tm.expect("[to bob] ")
+	bob.send("alice", "in colour")
+	colour := regexp.MustCompile(`\x1b\[\d+mbob\x1b\[0m: in colour`)
+	tm.expect("in colour")
+	if !colour.MatchString(tm.output()) {
+		t.Fatalf("sender not coloured")
+	}
+	tm.send("/quit\r")
+	if code := tm.exit(); code != 0 {
+		t.Fatalf("exit status %d", code)
+	}
+}
+
+func slicesDelete(env []string, kv string) []string {
+	var out []string
+	for _, e := range env {
+		if e != kv {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func TestInteractiveRefusedLogin(t *testing.T) {
+	srv := servertest.Start(t, testUsers)
+	env := clientEnv(t, "MESSAGER_PASSWORD=wrong")
+	tm := startTerm(t, env, "chat", "--server", srv.Addr, "--user", "alice", "--fingerprint", srv.Fingerprint)
+	tm.expect("login refused: incorrect username or password")
+	if code := tm.exit(); code != 1 {
+		t.Fatalf("exit status %d, want 1", code)
+	}
+}
+
+func TestInteractiveReconnect(t *testing.T) {
+	srv := servertest.Start(t, testUsers)
+	env := clientEnv(t, "MESSAGER_USER=alice", "MESSAGER_PASSWORD=pw1")
+	tm := startTerm(t, env, "chat", "--server", srv.Addr, "--fingerprint", srv.Fingerprint, "--to", "bob")
+	tm.expect("[to bob] ")
+
+	srv.Restart()
+	tm.expect("connection lost")
+	tm.expect("server shutting down")
+	tm.expect("reconnected to " + srv.Addr + " as alice")
+
+	bob := connectPeer(t, srv, "bob")
+	tm.send("after the restart\r")
+	bob.expectRelay("alice", "after the restart")
+	bob.send("alice", "welcome back")
+	tm.expect("bob: welcome back")
+
+	tm.send("/quit\r")
+	if code := tm.exit(); code != 0 {
+		t.Fatalf("exit status %d", code)
+	}
+}
+
+func TestInteractiveLoggedInElsewhere(t *testing.T) {
+	srv := servertest.Start(t, testUsers)
+	env := clientEnv(t, "MESSAGER_USER=alice", "MESSAGER_PASSWORD=pw1")
+	tm := startTerm(t, env, "chat", "--server", srv.Addr, "--fingerprint", srv.Fingerprint, "--to", "bob")
+	tm.expect("[to bob] ")
+	tm.send("half")
+	tm.expect("half")
+	connectPeer(t, srv, "alice")
+	tm.expect("logged in elsewhere")
+	if code := tm.exit(); code == 0 {
+		t.Fatal("exit status 0 after END <logged in elsewhere>")
+	}
+	if strings.Contains(tm.output(), "reconnect") {
+		t.Fatal("reconnected after END <logged in elsewhere>")
+	}
+}
+
+// hostileServer is a TLS server that accepts one login and sends lines
+// no honest server would relay, then answers END. It returns its address
+// and certificate fingerprint.
+func hostileServer(t *testing.T, lines ...string) (addr, fingerprint string) {
+	t.Helper()
+	certPEM, keyPEM, err := certs.Generate([]string{"127.0.0.1"}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		r := bufio.NewReader(c)
+		if _, err := r.ReadString('\n'); err != nil { // AUTH
+			return
+		}
+		io.WriteString(c, "ACCEPT alice \r\n")
+		for _, l := range lines {
+			io.WriteString(c, l)
+		}
+		for {
+			line, err := r.ReadString('\n')
+			if err != nil {
+				return
+			}
+			if strings.HasPrefix(line, "END") {
+				io.WriteString(c, "END <end accepted> \r\n")
+				return
+			}
+		}
+	}()
+	return ln.Addr().String(), trust.Fingerprint(cert.Certificate[0])
+}
+
+func TestHostileTextEscaped(t *testing.T) {
+	lines := []string{
+		"RELAY alice bob \x1b[2J\x1b[Hcleared? \r\n",
+		"RELAY alice bob fake\rmallory: forged \r\n",
+		"RELAY alice bob c1 \xc2\x9b31m red \r\n",
+		"RELAY alice b\x1b[31mob name too \r\n",
+		"NEWTHING from the future \r\n",
+		"RELAY alice bob done \r\n",
+	}
+	wants := []string{`\x1b[2J\x1b[Hcleared?`, `fake\x0dmallory: forged`, `c1 \u009b31m red`, `b\x1b[31mob: name too`}
+	raws := []string{"\x1b[2J", "\x1b[H", "\xc2\x9b", "fake\r", "\x1b[31m"}
+	env := clientEnv(t, "MESSAGER_USER=alice", "MESSAGER_PASSWORD=pw1")
+
+	t.Run("terminal", func(t *testing.T) {
+		addr, fp := hostileServer(t, lines...)
+		tm := startTerm(t, env, "chat", "--server", addr, "--fingerprint", fp, "--to", "bob")
+		tm.expect("bob: done")
+		out := tm.output()
+		for _, want := range wants {
+			if !strings.Contains(out, want) {
+				t.Errorf("output lacks %q", want)
+			}
+		}
+		for _, raw := range raws {
+			if strings.Contains(out, raw) {
+				t.Errorf("raw %q reached the terminal", raw)
+			}
+		}
+		tm.send("/quit\r")
+		if code := tm.exit(); code != 0 {
+			t.Fatalf("exit status %d", code)
+		}
+	})
+
+	t.Run("pipe", func(t *testing.T) {
+		addr, fp := hostileServer(t, lines...)
+		p := startProc(t, env, "chat", "--server", addr, "--fingerprint", fp, "--to", "bob")
+		p.stdout.expect(t, "bob: done\n")
+		if code := p.exit(); code != 0 {
+			t.Fatalf("exit status %d", code)
+		}
+		out := p.stdout.String()
+		for _, want := range wants {
+			if !strings.Contains(out, want) {
+				t.Errorf("output lacks %q", want)
+			}
+		}
+		for _, raw := range raws {
+			if strings.Contains(out, raw) {
+				t.Errorf("raw %q reached stdout", raw)
+			}
+		}
+	})
+}

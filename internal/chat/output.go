@@ -1,0 +1,108 @@
+package chat
+
+import (
+	"fmt"
+	"hash/fnv"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/messager/messager/internal/client"
+)
+
+// output writes what the user sees. Messages go to one writer, notices to
+// another (the same one on a terminal; stderr in pipe mode, so that stdout
+// holds only messages). Every line is written with one Write, which the
+// line editor needs to redraw the half-typed line below it.
+type output struct {
+	mu      sync.Mutex
+	msgs    io.Writer
+	notices io.Writer
+	color   bool
+	json    bool
+	short   bool // pipe mode: "alice: text" without the time
+	buf     []byte
+}
+
+// palette is the foreground colours senders get: the normal and bright
+// variants of red, green, yellow, blue, magenta and cyan.
+var palette = [...]int{31, 32, 33, 34, 35, 36, 91, 92, 93, 94, 95, 96}
+
+// colour returns the SGR colour of a name; the same name always gets the
+// same colour.
+func colour(name string) int {
+	h := fnv.New32a()
+	h.Write([]byte(name))
+	return palette[h.Sum32()%uint32(len(palette))]
+}
+
+func (o *output) name(b []byte, name string) []byte {
+	name = Escape(name)
+	if !o.color {
+		return append(b, name...)
+	}
+	b = fmt.Appendf(b, "\x1b[%dm", colour(name))
+	b = append(b, name...)
+	return append(b, "\x1b[0m"...)
+}
+
+// relay shows a received message.
+func (o *output) relay(r client.Relay) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	b := o.buf[:0]
+	switch {
+	case o.json:
+		b = append(b, `{"time":`...)
+		b = appendJSONString(b, r.Time.Format(time.RFC3339Nano))
+		b = append(b, `,"from":`...)
+		b = appendJSONString(b, r.From)
+		b = append(b, `,"to":`...)
+		b = appendJSONString(b, r.To)
+		b = append(b, `,"text":`...)
+		b = appendJSONString(b, r.Text)
+		b = append(b, "}\n"...)
+	case o.short:
+		b = o.name(b, r.From)
+		b = append(b, ": "...)
+		b = append(b, Escape(r.Text)...)
+		b = append(b, '\n')
+	default:
+		b = r.Time.AppendFormat(append(b, '['), "15:04")
+		b = append(b, "] "...)
+		b = o.name(b, r.From)
+		b = append(b, ": "...)
+		b = append(b, Escape(r.Text)...)
+		b = append(b, '\n')
+	}
+	o.buf = b
+	o.msgs.Write(b)
+}
+
+// sent shows a message the user sent, in the same form as received ones,
+// with its target.
+func (o *output) sent(t time.Time, from, to, text string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	b := t.AppendFormat(append(o.buf[:0], '['), "15:04")
+	b = append(b, "] "...)
+	b = o.name(b, from)
+	b = append(b, " → "...)
+	b = o.name(b, to)
+	b = append(b, ": "...)
+	b = append(b, Escape(text)...)
+	b = append(b, '\n')
+	o.buf = b
+	o.msgs.Write(b)
+}
+
+// notice shows a line from the client itself, marked with "* ". Values
+// from the wire must be escaped by the caller.
+func (o *output) notice(format string, args ...any) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	b := fmt.Appendf(append(o.buf[:0], "* "...), format, args...)
+	b = append(b, '\n')
+	o.buf = b
+	o.notices.Write(b)
+}
