@@ -1,16 +1,72 @@
 package main
 
 import (
-	"errors"
+	"fmt"
+	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/messager/messager/internal/certs"
 )
 
-// STUB: replaced by the real command.
+// maxCertDays bounds --days so that the validity fits in a time.Duration.
+const maxCertDays = 100 * 365
+
 func newCertCmd() *cobra.Command {
-	return &cobra.Command{
+	var (
+		certFile, keyFile string
+		hosts             []string
+		force             bool
+		days              int
+	)
+	cmd := &cobra.Command{
 		Use:   "cert",
-		Short: "not built yet",
-		RunE:  func(*cobra.Command, []string) error { return errors.New("cert: not built yet") },
+		Short: "Generate a self-signed TLS certificate and key",
+		Long: `Generate a self-signed ECDSA P-256 certificate and its key for the server,
+and print the certificate's fingerprint, which clients pin: "sha256:" and
+the lowercase hex SHA-256 of the certificate.
+
+The certificate is valid for the names given with --host (IP addresses or
+DNS names), or by default for localhost, 127.0.0.1, ::1 and this machine's
+host name. The key is written with mode 0600. Existing files are kept
+unless --force is given.`,
+		Example: `  messager cert
+  messager cert --host chat.example.org --host 192.0.2.7 --days 365`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return usageError(fmt.Errorf("%s takes no arguments (see %q)", cmd.CommandPath(), cmd.CommandPath()+" --help"))
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if days < 1 || days > maxCertDays {
+				return usageError(fmt.Errorf("--days must be between 1 and %d, not %d", maxCertDays, days))
+			}
+			if len(hosts) == 0 {
+				hosts = certs.DefaultHosts()
+			}
+			for _, h := range hosts {
+				if strings.TrimSpace(h) == "" {
+					return usageError(fmt.Errorf("--host must not be empty"))
+				}
+			}
+			validFor := time.Duration(days) * 24 * time.Hour
+			fp, err := certs.WriteNewValidFor(certFile, keyFile, hosts, validFor, force)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "messager: wrote %s and %s, valid for %s for %d days\n",
+				certFile, keyFile, strings.Join(hosts, ", "), days)
+			fmt.Fprintln(cmd.OutOrStdout(), fp)
+			return nil
+		},
 	}
+	f := cmd.Flags()
+	f.StringVar(&certFile, "cert", "cert.pem", "certificate `file` to write (PEM)")
+	f.StringVar(&keyFile, "key", "key.pem", "private key `file` to write (PEM, mode 0600)")
+	f.StringArrayVar(&hosts, "host", nil, "`name` or IP address the certificate is valid for (repeatable; default localhost, 127.0.0.1, ::1 and the host name)")
+	f.BoolVar(&force, "force", false, "replace existing files")
+	f.IntVar(&days, "days", 3650, "validity in `days`")
+	return cmd
 }

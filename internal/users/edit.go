@@ -103,7 +103,8 @@ func edit(path string, create bool, change func(*Table, []rawLine) ([]rawLine, e
 	if real, err := filepath.EvalSymlinks(path); err == nil {
 		path = real
 	}
-	unlock, err := lockFile(path + ".lock")
+	dir, base := filepath.Split(path)
+	unlock, err := lockFile(filepath.Join(dir, "."+base+".lock"))
 	if err != nil {
 		return fmt.Errorf("lock %s: %w", path, err)
 	}

@@ -11,9 +11,10 @@ import (
 // lockFile takes an exclusive advisory lock on the lock file at path,
 // creating it if needed, and waits for it if another process holds it.
 //
-// The lock is on a sibling file, not on the user file itself, because each
-// edit replaces the user file by renaming a new one over it: a lock on the
-// old file would not stop a process that opened the new one. The sibling is
+// The lock is on a hidden sibling file (".user.csv.lock" for user.csv),
+// not on the user file itself, because each edit replaces the user file by
+// renaming a new one over it: a lock on the old file would not stop a
+// process that opened the new one. The sibling is
 // never renamed or removed (removing it would let two processes lock two
 // different files), so every editor locks the same inode. flock locks are
 // released by the kernel when the process dies, so a crash leaves no stale
