@@ -33,8 +33,9 @@ var dummySalt = func() []byte {
 }()
 
 // Verify reports whether password is the password of user name in t. An
-// unknown user costs a check with DefaultParams, so that the answer takes
-// about as long as for a user with a default hash. The error is non-nil
+// unknown user costs an argon2id check with the parameters most users of t
+// have (DefaultParams if none has an argon2id hash), so that the answer
+// takes about as long as for a known user. The error is non-nil
 // only when ctx ends first, while waiting for a slot.
 func (c *Checker) Verify(ctx context.Context, t *Table, name string, password []byte) (bool, error) {
 	if err := ctx.Err(); err != nil {
@@ -53,6 +54,9 @@ func (c *Checker) Verify(ctx context.Context, t *Table, name string, password []
 	defer func() { <-c.slots }()
 	if e == nil {
 		p := DefaultParams
+		if t != nil {
+			p = t.dummy
+		}
 		argon2.IDKey(password, dummySalt, p.Time, p.Memory, p.Threads, keyLen)
 		return false, nil
 	}

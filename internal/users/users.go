@@ -43,6 +43,9 @@ const MaxFileSize = 16 << 20
 type Table struct {
 	byName map[string]*entry // exact name -> entry
 	names  []string          // sorted
+	// dummy are the argon2id parameters most users of the table have,
+	// spent on unknown users so that they take as long as known ones.
+	dummy Params
 }
 
 // entry is one user line.
@@ -218,6 +221,7 @@ func parse(data []byte) (*Table, []rawLine, error) {
 		t.names = append(t.names, e.name)
 	}
 	slices.Sort(t.names)
+	t.dummy = commonParams(t.byName)
 	return t, lines, nil
 }
 
@@ -243,6 +247,28 @@ func parseLine(s string) (*entry, error) {
 	}
 	return &entry{name: name, cred: c}, nil
 }
+
+// commonParams returns the argon2id parameters used by most entries, or
+// DefaultParams if none has an argon2id hash.
+func commonParams(byName map[string]*entry) Params {
+	count := make(map[Params]int)
+	best, bestN := DefaultParams, 0
+	for _, e := range byName {
+		if e.cred.kind != kindArgon2id {
+			continue
+		}
+		p := e.cred.params
+		count[p]++
+		// Ties go to the costlier parameters, so the choice does not
+		// depend on map order.
+		if n := count[p]; n > bestN || (n == bestN && cost(p) > cost(best)) {
+			best, bestN = p, n
+		}
+	}
+	return best
+}
+
+func cost(p Params) uint64 { return uint64(p.Memory) * uint64(p.Time) }
 
 // snippet quotes the start of untrusted text for an error message.
 func snippet(s string) string {

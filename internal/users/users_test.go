@@ -621,3 +621,25 @@ func checkMode(t *testing.T, p string) {
 		t.Fatalf("%s has mode %o, want 600", p, m)
 	}
 }
+
+func TestUnknownUserParams(t *testing.T) {
+	cheap, _ := HashWithParams([]byte("pw"), CheapParams)
+	other, _ := HashWithParams([]byte("pw"), Params{Memory: 128, Time: 1, Threads: 1})
+	tests := []struct {
+		name string
+		in   string
+		want Params
+	}{
+		{"empty", "", DefaultParams},
+		{"plain and bcrypt only", "a,pw\nb," + bcryptSecret, DefaultParams},
+		{"most common", "a," + cheap + "\nb," + cheap + "\nc," + other, CheapParams},
+		{"tie goes to the costlier", "a," + cheap + "\nc," + other, Params{Memory: 128, Time: 1, Threads: 1}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := mustParse(t, tc.in).dummy; got != tc.want {
+				t.Fatalf("unknown users cost %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+}
