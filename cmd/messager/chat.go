@@ -9,6 +9,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
@@ -91,6 +92,8 @@ for --server, --user and the password prompt.`,
 		},
 	}
 	f.register(cmd)
+	cmd.Flags().DurationVar(&f.checkInterval, "check-interval", client.DefaultCheckInterval,
+		"the server's CHECK interval; after 3 silent intervals the connection counts as dead and is reopened")
 	cmd.Flags().StringVar(&to, "to", "", "send messages to `NAME`")
 	cmd.Flags().BoolVar(&jsonOut, "json", false, "write received messages as JSON lines (when stdout is not a terminal)")
 	return cmd
@@ -101,6 +104,7 @@ for --server, --user and the password prompt.`,
 type connectFlags struct {
 	server, user, ca, fingerprint string
 	trustNew, insecure            bool
+	checkInterval                 time.Duration
 }
 
 func (f *connectFlags) register(cmd *cobra.Command) {
@@ -117,6 +121,7 @@ func (f *connectFlags) register(cmd *cobra.Command) {
 type clientSetup struct {
 	addr, user, password string
 	verifier             *trust.Verifier
+	options              client.Options
 	stdin                io.Reader
 	stderr               io.Writer
 	terminal             bool
@@ -125,6 +130,10 @@ type clientSetup struct {
 // setup resolves flags, environment and prompts.
 func (f *connectFlags) setup(cmd *cobra.Command) (*clientSetup, error) {
 	s := &clientSetup{stdin: cmd.InOrStdin(), stderr: cmd.ErrOrStderr()}
+	if f.checkInterval < 0 {
+		return nil, usageError(errors.New("--check-interval must not be negative"))
+	}
+	s.options.CheckInterval = f.checkInterval
 	s.terminal = isTerminal(s.stdin)
 
 	server := f.server
@@ -198,7 +207,7 @@ func serverAddr(server string) (string, error) {
 func (s *clientSetup) connect(ctx context.Context) (*client.Conn, error) {
 	ctx, cancel := context.WithTimeout(ctx, client.DefaultLoginTimeout)
 	defer cancel()
-	c, err := client.Dial(ctx, s.addr, s.verifier.TLSConfig())
+	c, err := client.DialOptions(ctx, s.addr, s.verifier.TLSConfig(), s.options)
 	if err != nil {
 		return nil, err
 	}

@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -578,4 +579,215 @@ func TestHostileTextEscaped(t *testing.T) {
 			}
 		}
 	})
+}
+
+func TestPipe(t *testing.T) {
+	srv := servertest.Start(t, testUsers)
+	bob := connectPeer(t, srv, "bob")
+	env := clientEnv(t, "MESSAGER_SERVER="+srv.Addr, "MESSAGER_USER=alice", "MESSAGER_PASSWORD=pw1")
+	p := startProc(t, env, "chat", "--fingerprint", srv.Fingerprint, "--to", "bob")
+
+	// Messages both ways while the pipe is open.
+	p.write("first line\n")
+	bob.expectRelay("alice", "first line")
+	bob.send("alice", "reply with  spaces")
+	p.stdout.expect(t, "bob: reply with  spaces\n")
+
+	// A burst, a line too long (reported, not sent) and a CRLF line; END
+	// at the end of input waits until the server handled every line.
+	var burst strings.Builder
+	for i := 0; i < 500; i++ {
+		fmt.Fprintf(&burst, "burst %d\n", i)
+	}
+	burst.WriteString(strings.Repeat("y", 5000) + "\n")
+	burst.WriteString("\n")
+	burst.WriteString("windows line\r\n")
+	burst.WriteString("no newline at the end")
+	p.write(burst.String())
+	code := p.exit()
+	for i := 0; i < 500; i++ {
+		bob.expectRelay("alice", fmt.Sprintf("burst %d", i))
+	}
+	bob.expectRelay("alice", "windows line")
+	bob.expectRelay("alice", "no newline at the end")
+	if code != 1 {
+		t.Errorf("exit status %d with an unsendable line, want 1", code)
+	}
+	if !strings.Contains(p.stderr.String(), "line 502 not sent: message too long") {
+		t.Errorf("stderr does not report the long line: %q", p.stderr.String())
+	}
+	if strings.Contains(p.stdout.String(), "*") {
+		t.Errorf("notices on stdout: %q", p.stdout.String())
+	}
+
+	// All lines sent: exit 0; a target not online is a notice on stderr.
+	code, stdout, stderr := run(t, env, "one\ntwo\n", "chat", "--fingerprint", srv.Fingerprint, "--to", "bob")
+	if code != 0 || stdout != "" {
+		t.Errorf("exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+	bob.expectRelay("alice", "one")
+	bob.expectRelay("alice", "two")
+	code, _, stderr = run(t, env, "hello?\n", "chat", "--fingerprint", srv.Fingerprint, "--to", "carol")
+	if code != 0 || !strings.Contains(stderr, "* carol is not online") {
+		t.Errorf("offline target: exit %d, stderr %q", code, stderr)
+	}
+
+	// No --to without a terminal is a usage error.
+	code, _, stderr = run(t, env, "", "chat", "--fingerprint", srv.Fingerprint)
+	if code != 2 || !strings.Contains(stderr, "--to") {
+		t.Errorf("no --to: exit %d, stderr %q", code, stderr)
+	}
+}
+
+func TestPipeJSON(t *testing.T) {
+	srv := servertest.Start(t, testUsers)
+	bob := connectPeer(t, srv, "bob")
+	env := clientEnv(t, "MESSAGER_USER=alice", "MESSAGER_PASSWORD=pw1")
+	p := startProc(t, env, "chat", "--server", srv.Addr, "--fingerprint", srv.Fingerprint, "--to", "bob", "--json")
+	p.write("ping\n")
+	bob.expectRelay("alice", "ping")
+	bob.send("alice", `quote " and backslash \ and tab	here`)
+	bob.send("alice", "second")
+	p.stdout.expect(t, "second")
+	if code := p.exit(); code != 0 {
+		t.Fatalf("exit status %d", code)
+	}
+	lines := strings.Split(strings.TrimSuffix(p.stdout.String(), "\n"), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("stdout %q, want two JSON lines", p.stdout.String())
+	}
+	var m struct {
+		Time           time.Time
+		From, To, Text string
+	}
+	if err := json.Unmarshal([]byte(lines[0]), &m); err != nil {
+		t.Fatalf("line %q: %v", lines[0], err)
+	}
+	if m.From != "bob" || m.To != "alice" || m.Text != `quote " and backslash \ and tab	here` || time.Since(m.Time) > time.Minute {
+		t.Errorf("decoded %+v", m)
+	}
+}
+
+func TestSendExitStatus(t *testing.T) {
+	srv := servertest.Start(t, testUsers)
+	bob := connectPeer(t, srv, "bob")
+	env := clientEnv(t, "MESSAGER_SERVER="+srv.Addr, "MESSAGER_USER=alice", "MESSAGER_PASSWORD=pw1")
+	pin := "--fingerprint=" + srv.Fingerprint
+	tests := []struct {
+		name   string
+		env    []string
+		args   []string
+		code   int
+		stderr string
+	}{
+		{"relayed", env, []string{"send", pin, "--to", "bob", "hello", "there"}, 0, ""},
+		{"not online", env, []string{"send", pin, "--to", "carol", "hello"}, 2, "carol is not online"},
+		{"to self", env, []string{"send", pin, "--to", "alice", "note to self"}, 0, ""},
+		{"wrong password", with(env, "MESSAGER_PASSWORD=nope"), []string{"send", pin, "--to", "bob", "x"}, 1, "login refused: incorrect username or password"},
+		{"too long", env, []string{"send", pin, "--to", "bob", strings.Repeat("z", 5000)}, 1, "message too long"},
+		{"no server", with(env, "MESSAGER_SERVER=127.0.0.1:1"), []string{"send", pin, "--to", "bob", "x"}, 1, "connect to 127.0.0.1:1"},
+		{"no --to", env, []string{"send", pin, "x"}, 2, "--to is required"},
+		{"no password", clientEnv(t, "MESSAGER_SERVER="+srv.Addr, "MESSAGER_USER=alice"), []string{"send", pin, "--to", "bob", "x"}, 1, "MESSAGER_PASSWORD"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, _, stderr := run(t, tt.env, "", tt.args...)
+			if code != tt.code || !strings.Contains(stderr, tt.stderr) {
+				t.Errorf("exit %d stderr %q, want %d and %q", code, stderr, tt.code, tt.stderr)
+			}
+		})
+	}
+	bob.expectRelay("alice", "hello there")
+}
+
+func TestTrust(t *testing.T) {
+	srv := servertest.Start(t, testUsers)
+	connectPeer(t, srv, "bob")
+	env := clientEnv(t, "MESSAGER_SERVER="+srv.Addr, "MESSAGER_USER=alice", "MESSAGER_PASSWORD=pw1")
+	known := filepath.Join(envValue(env, "XDG_CONFIG_HOME"), "messager", "known_servers")
+	send := func(args ...string) (int, string) {
+		t.Helper()
+		code, _, stderr := run(t, env, "", append([]string{"send", "--to", "bob"}, append(args, "hi")...)...)
+		return code, stderr
+	}
+
+	// First use without a terminal: refused, fingerprint shown.
+	code, stderr := send()
+	if code != 1 || !strings.Contains(stderr, srv.Fingerprint) || !strings.Contains(stderr, "--trust-new") {
+		t.Fatalf("unknown server: exit %d, stderr %q", code, stderr)
+	}
+	if _, err := os.Stat(known); err == nil {
+		t.Fatal("known_servers written without consent")
+	}
+
+	// --trust-new trusts and remembers; afterwards no flag is needed.
+	code, stderr = send("--trust-new")
+	if code != 0 || !strings.Contains(stderr, "trusting "+srv.Addr+" on first use") {
+		t.Fatalf("--trust-new: exit %d, stderr %q", code, stderr)
+	}
+	st, err := os.Stat(known)
+	if err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("known_servers: %v, %v", st, err)
+	}
+	if code, stderr = send(); code != 0 || stderr != "" {
+		t.Fatalf("known server: exit %d, stderr %q", code, stderr)
+	}
+
+	// A changed certificate is refused loudly, even with --trust-new.
+	other := "sha256:" + strings.Repeat("0f", 32)
+	if err := os.WriteFile(known, []byte(srv.Addr+" "+other+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, stderr = send("--trust-new")
+	if code != 1 || !strings.Contains(stderr, "CHANGED") || !strings.Contains(stderr, other) || !strings.Contains(stderr, srv.Fingerprint) {
+		t.Fatalf("changed certificate: exit %d, stderr %q", code, stderr)
+	}
+
+	// Pinned: the right fingerprint passes, a wrong one fails with both.
+	if code, stderr = send("--fingerprint", srv.Fingerprint); code != 0 {
+		t.Fatalf("pinned: exit %d, stderr %q", code, stderr)
+	}
+	code, stderr = send("--fingerprint", other)
+	if code != 1 || !strings.Contains(stderr, other) || !strings.Contains(stderr, srv.Fingerprint) {
+		t.Fatalf("wrong pin: exit %d, stderr %q", code, stderr)
+	}
+
+	// --ca with the server's certificate.
+	if code, stderr = send("--ca", srv.CertFile); code != 0 {
+		t.Fatalf("--ca: exit %d, stderr %q", code, stderr)
+	}
+	otherCert := filepath.Join(t.TempDir(), "other.pem")
+	otherPEM, _, _ := certs.Generate([]string{"127.0.0.1"}, time.Hour)
+	os.WriteFile(otherCert, otherPEM, 0o644)
+	if code, stderr = send("--ca", otherCert); code != 1 || !strings.Contains(stderr, "certificate") {
+		t.Fatalf("--ca with another certificate: exit %d, stderr %q", code, stderr)
+	}
+
+	// --insecure works and warns every time.
+	for i := 0; i < 2; i++ {
+		if code, stderr = send("--insecure"); code != 0 || !strings.Contains(stderr, "warning: --insecure") {
+			t.Fatalf("--insecure: exit %d, stderr %q", code, stderr)
+		}
+	}
+	if code, stderr = send("--insecure", "--ca", srv.CertFile); code != 1 || !strings.Contains(stderr, "choose one") {
+		t.Fatalf("two trust modes: exit %d, stderr %q", code, stderr)
+	}
+}
+
+func TestTrustPromptRefused(t *testing.T) {
+	srv := servertest.Start(t, testUsers)
+	env := clientEnv(t, "MESSAGER_USER=alice", "MESSAGER_PASSWORD=pw1")
+	tm := startTerm(t, env, "chat", "--server", srv.Addr, "--to", "bob")
+	tm.expect(srv.Fingerprint)
+	tm.expect("[y/N] ")
+	tm.send("\r")
+	tm.expect("server not trusted")
+	if code := tm.exit(); code != 1 {
+		t.Fatalf("exit status %d", code)
+	}
+}
+
+// with returns a copy of env with kv added; later entries win.
+func with(env []string, kv string) []string {
+	return append(append([]string(nil), env...), kv)
 }
