@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"bufio"
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
@@ -114,9 +115,25 @@ type session struct {
 	reader *protocol.Reader
 }
 
+// bufferedConn reads a connection through a large buffer. Under TLS
+// every record is read separately, header first; with the buffer, one
+// read system call takes all the records waiting in the socket.
+type bufferedConn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func (c *bufferedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
+
+// busyReadBuffer is the read buffer of a session that receives a load.
+// It must exceed the TLS layer's own record buffer (16 KiB and a bit), or
+// bufio passes reads straight through.
+const busyReadBuffer = 64 << 10
+
 // login connects from local (nil: any address), completes the TLS
-// handshake and logs user in.
-func (d *dialer) login(ctx context.Context, local net.IP, user, password string) (*session, error) {
+// handshake and logs user in. busy sessions, which receive a load, read
+// through a large buffer; idle ones stay small.
+func (d *dialer) login(ctx context.Context, local net.IP, user, password string, busy bool) (*session, error) {
 	ctx, cancel := context.WithTimeout(ctx, loginTimeout)
 	defer cancel()
 	nd := net.Dialer{KeepAlive: -1}
@@ -126,6 +143,9 @@ func (d *dialer) login(ctx context.Context, local net.IP, user, password string)
 	raw, err := nd.DialContext(ctx, "tcp", d.addr)
 	if err != nil {
 		return nil, fmt.Errorf("connect: %w", err)
+	}
+	if busy {
+		raw = &bufferedConn{Conn: raw, r: bufio.NewReaderSize(raw, busyReadBuffer)}
 	}
 	conn := tls.Client(raw, d.tls)
 	deadline, _ := ctx.Deadline()

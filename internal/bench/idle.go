@@ -14,16 +14,14 @@ import (
 	"github.com/messager/messager/internal/protocol"
 )
 
-// Idle mode limits. Logins run idleLoginConcurrency at a time because a
-// server refuses more than 64 connections per address that have not yet
-// logged in (its default). One source address gets at most
-// sessionsPerAddr sessions, under the kernel's usual 28,232 ephemeral
-// ports; beyond that sessions come from further loopback addresses.
+// Idle mode limits. Logins run loginConcurrency at a time (see there).
+// One source address gets at most sessionsPerAddr sessions, under the
+// kernel's usual 28,232 ephemeral ports; beyond that sessions come from
+// further loopback addresses.
 const (
-	idleLoginConcurrency = 64
-	sessionsPerAddr      = 20_000
-	closeConcurrency     = 256
-	probeInterval        = time.Millisecond
+	sessionsPerAddr  = 20_000
+	closeConcurrency = 256
+	probeInterval    = time.Millisecond
 )
 
 // idleRun holds N idle sessions and probes them.
@@ -51,14 +49,14 @@ func (r *idleRun) now() uint64 { return uint64(time.Since(r.clock)) }
 // connected, holds them for cfg.Hold and closes them. It is one of the run
 // modes; the others live beside it.
 func runIdle(ctx context.Context, cfg *Config, t *target, rep *Report, fileLimit uint64) error {
-	r := &idleRun{cfg: cfg, clock: time.Now(), latency: newShardedHist(1)}
+	r := &idleRun{cfg: cfg, clock: time.Now(), latency: newShardedHist(1), sessions: make([]*session, 0, cfg.Sessions)}
 	ir := &IdleReport{Requested: cfg.Sessions, FileLimit: fileLimit}
 	rep.Idle = ir
 	cpuStart := selfCPU()
 
 	// The probe sender logs in first, so that reaching a limit later
 	// cannot keep it out.
-	sender, err := t.dial.login(ctx, nil, senderName(cfg.UserPrefix, 0), cfg.Password)
+	sender, err := t.dial.login(ctx, nil, senderName(cfg.UserPrefix, 0), cfg.Password, false)
 	if err != nil {
 		return fmt.Errorf("log in the probe sender: %w", err)
 	}
@@ -75,7 +73,9 @@ func runIdle(ctx context.Context, cfg *Config, t *target, rep *Report, fileLimit
 	}
 
 	openStart := time.Now()
+	stopProgress := r.progress()
 	ir.SourceAddrs = r.open(ctx, t, fileLimit)
+	stopProgress()
 	ir.LoginSeconds = time.Since(openStart).Seconds()
 	ir.Opened, ir.Stopped = len(r.sessions), r.stopped
 	defer r.closeAll()
@@ -110,7 +110,7 @@ func runIdle(ctx context.Context, cfg *Config, t *target, rep *Report, fileLimit
 	<-senderDone
 	r.readers.Wait()
 
-	rep.Bench = benchUsage(selfCPU()-cpuStart, time.Since(r.clock))
+	rep.Bench = benchUsage(rep.Bench, selfCPU()-cpuStart, time.Since(r.clock))
 	rep.Errors, rep.ErrorList = r.errs.snapshot()
 	if ir.Stopped != "" {
 		rep.Warnings = append(rep.Warnings, ir.Stopped)
@@ -129,10 +129,9 @@ func (r *idleRun) open(ctx context.Context, t *target, fileLimit uint64) int {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	sem := make(chan struct{}, idleLoginConcurrency)
+	sem := make(chan struct{}, loginConcurrency)
 	var wg sync.WaitGroup
 	var once sync.Once
-	r.sessions = make([]*session, 0, n)
 	for i := range n {
 		select {
 		case sem <- struct{}{}:
@@ -148,7 +147,7 @@ func (r *idleRun) open(ctx context.Context, t *target, fileLimit uint64) int {
 		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			s, err := t.dial.login(ctx, local, idleName(r.cfg.UserPrefix, i), r.cfg.Password)
+			s, err := t.dial.login(ctx, local, idleName(r.cfg.UserPrefix, i), r.cfg.Password, false)
 			if err != nil {
 				if ctx.Err() == nil {
 					once.Do(func() {
@@ -177,6 +176,35 @@ func (r *idleRun) open(ctx context.Context, t *target, fileLimit uint64) int {
 		r.stopped += fmt.Sprintf(" (the server is not on loopback, so all sessions come from one address, whose ports run out near %d)", sessionsPerAddr)
 	}
 	return min(addrs, max(1, (len(r.sessions)+sessionsPerAddr-1)/sessionsPerAddr))
+}
+
+// progress writes how many sessions are open once a second, until the
+// returned function is called.
+func (r *idleRun) progress() (stop func()) {
+	w := r.cfg.Progress
+	if w == nil {
+		return func() {}
+	}
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				fmt.Fprint(w, "\r\033[K")
+				return
+			case <-tick.C:
+				r.mu.Lock()
+				n := len(r.sessions)
+				r.mu.Unlock()
+				fmt.Fprintf(w, "\r\033[Kbench: %s of %s sessions open", countText(uint64(n)), countText(uint64(r.cfg.Sessions)))
+			}
+		}
+	}()
+	return func() { close(done); <-finished }
 }
 
 // explain says in words why a login failed while opening sessions.

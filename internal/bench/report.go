@@ -62,6 +62,11 @@ type BenchUsage struct {
 	Utilization float64 `json:"utilization"`
 	GOMAXPROCS  int     `json:"gomaxprocs"`
 	Saturated   bool    `json:"saturated"`
+	// MsgsPerWrite and MsgsPerRead are the messages per write call of a
+	// sender and per read of a receiver, over the whole run: how well the
+	// bench (and the server) batch.
+	MsgsPerWrite float64 `json:"msgs_per_write,omitempty"`
+	MsgsPerRead  float64 `json:"msgs_per_read,omitempty"`
 }
 
 // ServerUsage is what the server process spent, from /proc.
@@ -118,7 +123,11 @@ func (r *Report) WriteText(w io.Writer) error {
 		}
 		p("server memory peak %s, now %s\n", bytesText(s.PeakRSS), bytesText(s.RSS))
 	}
-	p("bench cpu     %.0f%% of %d core(s) (%.2f s)\n", 100*r.Bench.Utilization, r.Bench.GOMAXPROCS, r.Bench.CPUSeconds)
+	p("bench cpu     %.0f%% of %d core(s) (%.2f s)", 100*r.Bench.Utilization, r.Bench.GOMAXPROCS, r.Bench.CPUSeconds)
+	if r.Bench.MsgsPerWrite > 0 {
+		p(", %.1f messages per write, %.1f per read", r.Bench.MsgsPerWrite, r.Bench.MsgsPerRead)
+	}
+	p("\n")
 	for _, warn := range r.Warnings {
 		p("warning: %s\n", warn)
 	}
