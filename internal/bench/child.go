@@ -55,8 +55,9 @@ func startChild(ctx context.Context, exe string, args []string, dir string) (*ch
 	}
 	c := &child{cmd: cmd, dir: dir, pid: cmd.Process.Pid, exited: make(chan struct{})}
 	listening := make(chan listenLine, 1)
-	go c.readLog(stderr, listening)
 	go func() {
+		// Wait closes the pipe, so it must come after the last read.
+		c.readLog(stderr, listening)
 		c.waitErr = cmd.Wait()
 		close(c.exited)
 	}()
@@ -110,6 +111,7 @@ func (c *child) readLog(r io.Reader, listening chan<- listenLine) {
 			listening <- l
 		}
 	}
+	// After an overlong line the scanner gives up; keep draining.
 	_, _ = io.Copy(io.Discard, r)
 }
 
