@@ -74,7 +74,9 @@ func (t *throttle) begin(addr string) bool {
 		a.windowStart, a.failures = now, 0
 	}
 	if a.failures+a.inFlight >= t.cfg.MaxAttempts {
-		a.blockedUntil = now.Add(t.cfg.Block)
+		// Refuse this one, but block the address only for failures (fail
+		// does that): logins merely in flight at once may all be good
+		// ones, from users behind one NAT reconnecting together.
 		return false
 	}
 	a.inFlight++
