@@ -96,7 +96,9 @@ func runBench(cmd *cobra.Command, o *benchOptions) error {
 			return err
 		}
 		fmt.Fprintf(stdout, "wrote %d bench users with cheap password hashes to %s\n", n, o.writeUsers)
-		fmt.Fprintf(stderr, "start a server with: taskset -c 0 messager serve --users %s\n", o.writeUsers)
+		if stderrIsTerminal(stderr) {
+			fmt.Fprintf(stderr, "start a server with them: messager serve --users %s (pinned: taskset -c 0 messager serve ...)\n", o.writeUsers)
+		}
 		return nil
 	}
 	if f.Changed("rate") && !f.Changed("window") {
@@ -115,7 +117,7 @@ func runBench(cmd *cobra.Command, o *benchOptions) error {
 	if c.Server != "" && !o.insecure && c.TLS.CAFile == "" && c.TLS.Fingerprint == "" {
 		fmt.Fprintln(stderr, "messager: bench: the server's certificate is not checked (pass --fingerprint, --ca or --insecure)")
 	}
-	if f, ok := stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+	if stderrIsTerminal(stderr) {
 		c.Progress = stderr
 	}
 	if o.cpuProfile != "" {
@@ -143,6 +145,13 @@ func runBench(cmd *cobra.Command, o *benchOptions) error {
 		return withExitCode(1, fmt.Errorf("bench: %d lost, %d out of order, %d errors", rep.Lost, rep.OutOfOrder, rep.Errors))
 	}
 	return nil
+}
+
+// stderrIsTerminal reports whether w is a terminal: the live progress line and
+// hints are for people watching.
+func stderrIsTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
 }
 
 func cmdContext(cmd *cobra.Command) context.Context {
