@@ -57,8 +57,8 @@ Environment: MESSAGER_SERVER, MESSAGER_USER and MESSAGER_PASSWORD stand in
 for --server, --user and the password prompt.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			stdinTTY := isTerminal(cmd.InOrStdin())
-			stdoutTTY := isTerminal(cmd.OutOrStdout())
+			stdinTTY := stdioIsTerminal(cmd.InOrStdin())
+			stdoutTTY := stdioIsTerminal(cmd.OutOrStdout())
 			if !stdinTTY && to == "" {
 				return usageError(errors.New("--to is required when stdin is not a terminal"))
 			}
@@ -134,7 +134,7 @@ func (f *connectFlags) setup(cmd *cobra.Command) (*clientSetup, error) {
 		return nil, usageError(errors.New("--check-interval must not be negative"))
 	}
 	s.options.CheckInterval = f.checkInterval
-	s.terminal = isTerminal(s.stdin)
+	s.terminal = stdioIsTerminal(s.stdin)
 
 	server := f.server
 	if server == "" {
@@ -282,8 +282,8 @@ func (s *clientSetup) promptPassword(prompt string) (string, error) {
 	return string(pw), nil
 }
 
-// isTerminal reports whether a command's stream is a terminal.
-func isTerminal(v any) bool {
+// stdioIsTerminal reports whether a command's stream is a terminal.
+func stdioIsTerminal(v any) bool {
 	f, ok := v.(*os.File)
 	return ok && term.IsTerminal(int(f.Fd()))
 }
