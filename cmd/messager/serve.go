@@ -8,8 +8,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	httppprof "net/http/pprof"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 	"time"
 
@@ -36,6 +38,8 @@ type serveOptions struct {
 	metrics        string
 	shutdownPeriod time.Duration
 	noWatch        bool
+	cpuProfile     string
+	pprof          bool
 }
 
 func newServeCmd() *cobra.Command {
@@ -71,6 +75,8 @@ changes on disk. SIGINT and SIGTERM shut down gracefully.`,
 	f.StringVar(&o.metrics, "metrics", "", "serve Prometheus metrics on this address, e.g. 127.0.0.1:9464 (off when empty)")
 	f.DurationVar(&o.shutdownPeriod, "shutdown-timeout", 5*time.Second, "longest a graceful shutdown may take")
 	f.BoolVar(&o.noWatch, "no-watch", false, "do not reload the user file when it changes on disk (SIGHUP still does)")
+	f.BoolVar(&o.pprof, "pprof", false, "also serve Go's /debug/pprof/ profiles on the --metrics address")
+	f.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file (for performance work)")
 	return cmd
 }
 
@@ -93,6 +99,17 @@ func runServe(ctx context.Context, o serveOptions, stderr io.Writer) error {
 	log, err := newLogger(stderr, o.logFormat, o.logLevel)
 	if err != nil {
 		return err
+	}
+	if o.cpuProfile != "" {
+		f, err := os.Create(o.cpuProfile)
+		if err != nil {
+			return fmt.Errorf("cpu profile: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("cpu profile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
 	}
 	created, err := users.EnsureFile(o.usersFile)
 	if err != nil {
@@ -154,6 +171,10 @@ func runServe(ctx context.Context, o serveOptions, stderr io.Writer) error {
 		}
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", srv.MetricsHandler())
+		if o.pprof {
+			mux.HandleFunc("/debug/pprof/", httppprof.Index)
+			mux.HandleFunc("/debug/pprof/profile", httppprof.Profile)
+		}
 		hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 		go func() { _ = hs.Serve(mln) }()
 		defer hs.Close()

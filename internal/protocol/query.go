@@ -43,18 +43,21 @@ type Query struct {
 // message and a control character anywhere in the line, returns
 // ErrProtocol. It never allocates.
 func ParseQuery(line []byte) (Query, error) {
+	// MSG comes first and is parsed in one pass: each name is validated
+	// as it is scanned, and only the text needs the full text check.
+	if len(line) > 4 && line[0] == 'M' && line[1] == 'S' && line[2] == 'G' && line[3] == ' ' {
+		target, rest, ok1 := cutName(line[4:])
+		sender, text, ok2 := cutName(rest)
+		if !ok1 || !ok2 || len(text) == 0 || !ValidText(text) {
+			return Query{}, ErrProtocol
+		}
+		return Query{Kind: KindMsg, Target: target, Sender: sender, Text: text}, nil
+	}
 	if !ValidText(line) {
 		return Query{}, ErrProtocol
 	}
 	word, rest, _ := cutSpace(line)
 	switch string(word) {
-	case "MSG":
-		target, rest, ok1 := cutSpace(rest)
-		sender, text, ok2 := cutSpace(rest)
-		if !ok1 || !ok2 || !ValidName(target) || !ValidName(sender) || len(text) == 0 {
-			return Query{}, ErrProtocol
-		}
-		return Query{Kind: KindMsg, Target: target, Sender: sender, Text: text}, nil
 	case "AUTH":
 		user, password, ok := cutSpace(rest)
 		if !ok || !ValidName(user) || !ValidPassword(password) {
@@ -65,6 +68,19 @@ func ParseQuery(line []byte) (Query, error) {
 		return Query{Kind: KindEnd}, nil
 	}
 	return Query{}, ErrProtocol
+}
+
+// cutName splits b at its first space, which must end a valid name.
+func cutName(b []byte) (name, rest []byte, ok bool) {
+	for i, c := range b {
+		if c == ' ' {
+			return b[:i], b[i+1:], i > 0
+		}
+		if !nameByte[c] || i >= MaxNameLen {
+			return nil, nil, false
+		}
+	}
+	return nil, nil, false
 }
 
 // cutSpace is bytes.Cut on one space, without the general search.

@@ -34,7 +34,7 @@ func benchServer(b *testing.B) *Server {
 }
 
 func benchSession(srv *Server, name string) *session {
-	s := &session{srv: srv, conn: &discardTransport{}, in: &countingReader{}, name: name, log: srv.cfg.Logger, wake: make(chan struct{}, 1)}
+	s := &session{srv: srv, conn: &discardTransport{}, in: &countingReader{}, name: name}
 	srv.dir.Register(s)
 	return s
 }
@@ -67,8 +67,6 @@ func BenchmarkRelay(b *testing.B) {
 			srv := benchServer(b)
 			sender := benchSession(srv, "alice")
 			target := benchSession(srv, "bob")
-			srv.writers.Add(1)
-			go target.writeLoop()
 			text := bytes.Repeat([]byte("x"), size)
 			tname, sname := []byte("bob"), []byte("alice")
 			b.SetBytes(int64(size))
@@ -98,8 +96,6 @@ func BenchmarkRelay(b *testing.B) {
 func BenchmarkWriter(b *testing.B) {
 	srv := benchServer(b)
 	target := benchSession(srv, "bob")
-	srv.writers.Add(1)
-	go target.writeLoop()
 	text := bytes.Repeat([]byte("x"), 100)
 	b.ReportAllocs()
 	for b.Loop() {

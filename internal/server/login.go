@@ -111,7 +111,7 @@ func (s *Server) serveConn(raw net.Conn) {
 		}
 		authed = true
 		s.untrack(raw)
-		s.startSession(conn, in, rd, name, addr, log)
+		s.startSession(conn, in, rd, name, addr, raw.RemoteAddr().String())
 		return
 	}
 }
@@ -153,29 +153,26 @@ func (s *Server) login(ctx context.Context, addr, name string, password []byte) 
 
 // startSession registers a logged-in connection, answers ACCEPT, and
 // starts its reader and writer.
-func (s *Server) startSession(conn Transport, in *countingReader, rd *protocol.Reader, name, addr string, log *slog.Logger) {
+func (s *Server) startSession(conn Transport, in *countingReader, rd *protocol.Reader, name, addr, remote string) {
 	_ = conn.SetReadDeadline(time.Time{})
 	_ = conn.SetWriteDeadline(time.Time{})
 	sess := &session{
-		srv:   s,
-		conn:  conn,
-		in:    in,
-		name:  name,
-		addr:  addr,
-		log:   log.With("user", name),
-		since: s.cfg.Now(),
-		wake:  make(chan struct{}, 1),
+		srv:    s,
+		conn:   conn,
+		in:     in,
+		name:   name,
+		addr:   addr,
+		remote: remote,
+		since:  s.cfg.Now(),
 	}
 	sess.out = getOutBuf()
 	sess.out.b = protocol.AppendAccept(sess.out.b, name)
 	s.readers.Add(1)
-	s.writers.Add(1)
 	if old := s.dir.Register(sess); old != nil {
 		old.close(reasonReplaced)
 	}
 	s.stats.LoginsOK.Add(1)
-	sess.log.Info("logged in")
-	go sess.writeLoop()
+	s.cfg.Logger.Info("logged in", "user", name, "remote", remote)
 	sess.nudge()
 	if s.stopping.Load() {
 		// Shutdown began while this login was finishing and may not have

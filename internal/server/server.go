@@ -258,6 +258,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.mu.Unlock()
 	s.cancel()
+	s.loops.Wait() // no CHECK may start a writer once we wait for writers
 
 	sessions := s.dir.Sessions()
 	for _, sess := range sessions {

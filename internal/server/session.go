@@ -14,24 +14,31 @@ import (
 )
 
 // session is one logged-in user's connection. Its reader goroutine parses
-// what the client sends and relays it; its writer goroutine owns all writes
-// to the connection. The reader never waits for another session: relaying
-// appends to the target's queue and nudges the target's writer.
+// what the client sends and relays it; a writer goroutine, started when
+// there is something to write and gone when the queue is empty, owns all
+// writes to the connection. An idle session so holds one goroutine, not
+// two. The reader never waits for another session: relaying appends to the
+// target's queue and nudges the target's writer.
 type session struct {
 	srv    *Server
 	conn   Transport
 	in     *countingReader
 	name   string
-	addr   string
-	log    *slog.Logger
+	addr   string // remote IP, the throttle's key
+	remote string // remote address, for logs
 	since  time.Time
-	wake   chan struct{} // cap 1: the writer has something to do
-	closed atomic.Bool   // mirrors closing, read without the lock
+	closed atomic.Bool // mirrors closing, read without the lock
 
-	mu      sync.Mutex
-	out     *outBuf // nil while nothing is queued
-	closing bool
-	reason  closeReason
+	mu       sync.Mutex
+	out      *outBuf // nil while nothing is queued
+	writing  bool    // a writer goroutine is running
+	finished bool    // the writer closed the connection
+	closing  bool
+	reason   closeReason
+
+	// deadlineSet is when the write deadline was last moved; only the
+	// running writer touches it.
+	deadlineSet time.Time
 
 	// Reader-local state: touched lists the sessions whose writers must be
 	// woken once the current network read is handled; cache remembers the
@@ -73,7 +80,7 @@ func (s *session) enqueueRelay(target, sender, text []byte) (queued, wake bool) 
 		s.finishClose(reasonTooSlow)
 		return false, false
 	}
-	wake = len(s.out.b) == 0
+	wake = len(s.out.b) == 0 && !s.writing
 	s.out.b = protocol.AppendRelay(s.out.b, target, sender, text)
 	size := len(s.out.b)
 	s.mu.Unlock()
@@ -109,11 +116,17 @@ func (s *session) enqueue(appendLine func([]byte) []byte) (queued bool) {
 	return true
 }
 
-// nudge wakes the writer; a wake already pending is enough.
+// nudge starts the writer if there is work for it and it is not running.
 func (s *session) nudge() {
-	select {
-	case s.wake <- struct{}{}:
-	default:
+	s.mu.Lock()
+	start := !s.writing && !s.finished && (s.out != nil || s.closing)
+	if start {
+		s.writing = true
+	}
+	s.mu.Unlock()
+	if start {
+		s.srv.writers.Add(1)
+		go s.writeLoop()
 	}
 }
 
@@ -164,48 +177,63 @@ func (s *session) finishClose(r closeReason) {
 
 func (s *session) logClose(r closeReason) {
 	level := [...]slog.Level{slog.LevelDebug, slog.LevelInfo, slog.LevelWarn}[reasonInfo[r].level]
-	s.log.Log(context.Background(), level, "session closed", "reason", r.String(), "duration", time.Since(s.since).Round(time.Millisecond))
+	s.srv.cfg.Logger.Log(context.Background(), level, "session closed", "user", s.name, "remote", s.remote,
+		"reason", r.String(), "duration", time.Since(s.since).Round(time.Millisecond))
 }
 
-// writeLoop owns the connection's writes: it takes everything queued and
-// writes it in one call under a deadline, until the session closes.
+// writeLoop takes everything queued and writes it in one call under a
+// deadline, until the queue is empty; then it returns, or closes the
+// connection if the session is closing.
 func (s *session) writeLoop() {
 	defer s.srv.writers.Done()
-	var deadlineSet time.Time
-	for range s.wake {
+	for {
 		s.mu.Lock()
 		p := s.out
 		s.out = nil
 		closing := s.closing
-		s.mu.Unlock()
-		if p != nil {
-			var err error
-			if len(p.b) > 0 {
-				// Moving the deadline costs a timer update; once per
-				// tenth of the timeout is close enough.
-				now := s.srv.cfg.Now()
-				if now.Sub(deadlineSet) > s.srv.cfg.WriteTimeout/10 && !closing {
-					deadlineSet = now
-					err = s.conn.SetWriteDeadline(now.Add(s.srv.cfg.WriteTimeout))
-				}
-				if err == nil {
-					var n int
-					n, err = s.conn.Write(p.b)
-					s.srv.stats.BytesOut.Add(int64(n))
-				}
-			}
-			putOutBuf(p)
-			if err != nil {
-				s.close(reasonWriteFailed)
+		if p == nil {
+			s.writing = false
+			s.finished = closing
+			s.mu.Unlock()
+			if closing {
 				s.conn.Close()
-				return
 			}
+			return
 		}
-		if closing {
+		s.mu.Unlock()
+		err := s.write(p.b, closing)
+		putOutBuf(p)
+		if err != nil {
+			s.close(reasonWriteFailed)
+			s.mu.Lock()
+			s.writing, s.finished = false, true
+			if s.out != nil {
+				putOutBuf(s.out)
+				s.out = nil
+			}
+			s.mu.Unlock()
 			s.conn.Close()
 			return
 		}
 	}
+}
+
+func (s *session) write(b []byte, closing bool) error {
+	if len(b) == 0 {
+		return nil
+	}
+	// Moving the deadline costs a timer update; once per tenth of the
+	// timeout is close enough. A closing session keeps the deadline it
+	// has: a slow receiver's END gets only a short one.
+	if now := s.srv.cfg.Now(); now.Sub(s.deadlineSet) > s.srv.cfg.WriteTimeout/10 && !closing {
+		s.deadlineSet = now
+		if err := s.conn.SetWriteDeadline(now.Add(s.srv.cfg.WriteTimeout)); err != nil {
+			return err
+		}
+	}
+	n, err := s.conn.Write(b)
+	s.srv.stats.BytesOut.Add(int64(n))
+	return err
 }
 
 // readLoop handles what the client sends after login, one network read at
