@@ -333,6 +333,9 @@ func TestInteractiveSession(t *testing.T) {
 	tm.expect("user: ")
 	tm.send("alice\r")
 	tm.expect("password for alice@" + srv.Addr + ": ")
+	if !waitEchoOff(tm.pty) {
+		t.Fatal("echo not turned off for the password")
+	}
 	tm.send("pw1\r")
 	tm.expect(srv.Fingerprint)
 	tm.expect("[y/N] ")
