@@ -48,7 +48,7 @@ and its memory. For a server of your own, write its bench users with
 --server-pid.
 
 The exit status is 1 when messages were lost, arrived out of order, or
-sessions failed.`,
+sessions failed, and when fewer idle sessions opened than asked for.`,
 		Example: `  messager bench --pairs 100 --size 100 --window 64 --duration 10s
   messager bench --pairs 100 --rate 10000 --duration 10s --json
   messager bench --sessions 19000 --idle --hold 40s
@@ -143,6 +143,14 @@ func runBench(cmd *cobra.Command, o *benchOptions) error {
 	}
 	if rep.Lost > 0 || rep.OutOfOrder > 0 || rep.Errors > 0 {
 		return withExitCode(1, fmt.Errorf("bench: %d lost, %d out of order, %d errors", rep.Lost, rep.OutOfOrder, rep.Errors))
+	}
+	if ir := rep.Idle; ir != nil {
+		if ir.Stopped != "" {
+			return withExitCode(1, fmt.Errorf("bench: %s", ir.Stopped))
+		}
+		if ir.ProbesRelayed+ir.ProbesCNT < ir.ProbesSent {
+			return withExitCode(1, fmt.Errorf("bench: %d of %d probe messages not relayed", ir.ProbesSent-ir.ProbesRelayed-ir.ProbesCNT, ir.ProbesSent))
+		}
 	}
 	return nil
 }

@@ -22,12 +22,16 @@ const (
 	sessionsPerAddr  = 20_000
 	closeConcurrency = 256
 	probeInterval    = time.Millisecond
+	// serverFileSlack: a server this close to its open-file limit is
+	// taken to have reached it (files come and go during a handshake).
+	serverFileSlack = 4
 )
 
 // idleRun holds N idle sessions and probes them.
 type idleRun struct {
 	cfg   *Config
 	clock time.Time
+	pid   int // the server's, when known
 
 	mu       sync.Mutex
 	sessions []*session
@@ -49,7 +53,7 @@ func (r *idleRun) now() uint64 { return uint64(time.Since(r.clock)) }
 // connected, holds them for cfg.Hold and closes them. It is one of the run
 // modes; the others live beside it.
 func runIdle(ctx context.Context, cfg *Config, t *target, rep *Report, fileLimit uint64) error {
-	r := &idleRun{cfg: cfg, clock: time.Now(), latency: newShardedHist(1), sessions: make([]*session, 0, cfg.Sessions)}
+	r := &idleRun{cfg: cfg, clock: time.Now(), pid: t.pid, latency: newShardedHist(1), sessions: make([]*session, 0, cfg.Sessions)}
 	ir := &IdleReport{Requested: cfg.Sessions, FileLimit: fileLimit}
 	rep.Idle = ir
 	cpuStart := selfCPU()
@@ -112,9 +116,6 @@ func runIdle(ctx context.Context, cfg *Config, t *target, rep *Report, fileLimit
 
 	rep.Bench = benchUsage(rep.Bench, selfCPU()-cpuStart, time.Since(r.clock))
 	rep.Errors, rep.ErrorList = r.errs.snapshot()
-	if ir.Stopped != "" {
-		rep.Warnings = append(rep.Warnings, ir.Stopped)
-	}
 	return nil
 }
 
@@ -220,6 +221,14 @@ func (r *idleRun) explain(err error, fileLimit uint64) string {
 	case errors.As(err, &le):
 		return fmt.Sprintf("the server refused a login with END <%s>", le.reason)
 	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNREFUSED):
+		// A server out of files cannot accept: connections wait in its
+		// backlog until the handshake times out. Say so when /proc can
+		// tell.
+		if r.pid != 0 {
+			if open, limit, perr := procFiles(r.pid); perr == nil && limit > 0 && uint64(open)+serverFileSlack >= limit {
+				return fmt.Sprintf("the server's open-file limit (%d) reached: it has %d files open and cannot accept more connections", limit, open)
+			}
+		}
 		return fmt.Sprintf("the server stopped accepting connections (it may have reached its own open-file limit): %v", err)
 	}
 	return err.Error()

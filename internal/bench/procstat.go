@@ -101,3 +101,28 @@ func raiseFileLimit() (uint64, error) {
 	}
 	return lim.Cur, nil
 }
+
+// procFiles returns how many files a process has open and its soft limit
+// on open files, from /proc.
+func procFiles(pid int) (open int, limit uint64, err error) {
+	dir := "/proc/" + strconv.Itoa(pid)
+	entries, err := os.ReadDir(dir + "/fd")
+	if err != nil {
+		return 0, 0, fmt.Errorf("count server files: %w", err)
+	}
+	limits, err := os.ReadFile(dir + "/limits")
+	if err != nil {
+		return 0, 0, fmt.Errorf("read server limits: %w", err)
+	}
+	for line := range bytes.Lines(limits) {
+		rest, ok := bytes.CutPrefix(line, []byte("Max open files"))
+		if !ok {
+			continue
+		}
+		fields := bytes.Fields(rest)
+		if len(fields) > 0 {
+			limit, _ = strconv.ParseUint(string(fields[0]), 10, 64)
+		}
+	}
+	return len(entries), limit, nil
+}

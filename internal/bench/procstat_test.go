@@ -35,3 +35,13 @@ func TestStatusKB(t *testing.T) {
 		}
 	}
 }
+
+func TestProcFiles(t *testing.T) {
+	open, limit, err := procFiles(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if open < 3 || limit < uint64(open) {
+		t.Errorf("open %d, limit %d: want at least stdin, stdout and stderr, within the limit", open, limit)
+	}
+}
