@@ -252,15 +252,15 @@ func TestReaderGrowsAndShrinks(t *testing.T) {
 	r.Release()
 }
 
-// TestPrintableASCII8 checks the word-at-a-time test against the byte test
+// TestNotPrintable checks the word-at-a-time test against the byte test
 // for every byte value in every position.
-func TestPrintableASCII8(t *testing.T) {
+func TestNotPrintable(t *testing.T) {
 	for pos := 0; pos < 8; pos++ {
 		for c := 0; c < 256; c++ {
 			b := []byte("abcdefgh")
 			b[pos] = byte(c)
 			want := c >= 0x20 && c < 0x7f
-			if got := printableASCII8(binary.LittleEndian.Uint64(b)); got != want {
+			if got := notPrintable(binary.LittleEndian.Uint64(b)) == 0; got != want {
 				t.Fatalf("byte %#x at %d: got %v", c, pos, got)
 			}
 		}
