@@ -114,6 +114,9 @@ func runBench(cmd *cobra.Command, o *benchOptions) error {
 	case c.Server != "" && len(c.ServeArgs) > 0:
 		return usageError(errors.New("--serve-arg is for a server the bench starts, not a --server"))
 	}
+	if err := c.Check(); err != nil {
+		return usageError(err)
+	}
 	if c.Server != "" && !o.insecure && c.TLS.CAFile == "" && c.TLS.Fingerprint == "" {
 		fmt.Fprintln(stderr, "messager: bench: the server's certificate is not checked (pass --fingerprint, --ca or --insecure)")
 	}
@@ -140,6 +143,9 @@ func runBench(cmd *cobra.Command, o *benchOptions) error {
 	}
 	if err := writeReport(stdout, rep, o.asJSON); err != nil {
 		return err
+	}
+	if ctx.Err() != nil {
+		return withExitCode(130, errors.New("bench: interrupted"))
 	}
 	if rep.Lost > 0 || rep.OutOfOrder > 0 || rep.Errors > 0 {
 		return withExitCode(1, fmt.Errorf("bench: %d lost, %d out of order, %d errors", rep.Lost, rep.OutOfOrder, rep.Errors))

@@ -46,6 +46,14 @@ func startChild(ctx context.Context, exe string, args []string, dir string) (*ch
 	cmd := exec.Command(exe, args...)
 	cmd.Dir = dir
 	cmd.Stdout = io.Discard
+	cmd.SysProcAttr = &syscall.SysProcAttr{
+		// Its own process group: a Ctrl-C at the terminal reaches the
+		// bench, which reports and then stops the server, rather than
+		// both at once.
+		Setpgid: true,
+		// A bench killed outright does not leave its server behind.
+		Pdeathsig: syscall.SIGTERM,
+	}
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		return nil, fmt.Errorf("start server: %w", err)

@@ -124,6 +124,13 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
+// Check reports whether the config, with defaults filled in, describes a
+// run; its errors name the command-line flags at fault.
+func (c Config) Check() error {
+	c = c.withDefaults()
+	return c.validate()
+}
+
 // validate checks a config after withDefaults.
 func (c *Config) validate() error {
 	switch {

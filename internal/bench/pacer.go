@@ -59,13 +59,16 @@ func (r *loadRun) pace() {
 	defer sleep.close()
 	var released uint64
 	pairs := uint64(len(r.pairs))
+	// The timetable ends with the measured interval, however late the
+	// run is stopped.
+	last := r.sched.dueBy(r.measureEnd - 1)
 	for {
 		select {
 		case <-r.stop:
 			return
 		default:
 		}
-		if due := r.sched.dueBy(r.now()); due > released {
+		if due := min(r.sched.dueBy(r.now()), last); due > released {
 			// Publish before waking, so a woken sender sees its share.
 			r.released.Store(due)
 			if due-released >= pairs {
