@@ -164,6 +164,25 @@ func TestIdleStopsWithReason(t *testing.T) {
 	}
 }
 
+func TestNoServerPID(t *testing.T) {
+	srv := startServer(t, 1, 0)
+	cfg := baseConfig(srv, 1)
+	cfg.ServerPID = 0
+	rep, err := Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var text bytes.Buffer
+	_ = rep.WriteText(&text)
+	if rep.ServerUsage != nil || !strings.Contains(text.String(), "not measured") {
+		t.Errorf("server usage %+v without a pid; text:\n%s", rep.ServerUsage, text.String())
+	}
+	cfg.ServerPID = -5
+	if _, err := Run(context.Background(), cfg); err == nil || !strings.Contains(err.Error(), "--server-pid") {
+		t.Errorf("err = %v for a missing process, want one naming --server-pid", err)
+	}
+}
+
 func TestBadPassword(t *testing.T) {
 	srv := startServer(t, 1, 0)
 	cfg := baseConfig(srv, 1)

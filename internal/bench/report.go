@@ -20,12 +20,12 @@ type Report struct {
 	CheapHashes bool   `json:"cheap_password_hashes"`
 	Certificate string `json:"certificate"`
 
-	Pairs    int     `json:"pairs"`
+	Pairs    int     `json:"pairs,omitempty"`
 	Size     int     `json:"size"`
 	Window   int     `json:"window,omitempty"`
 	Rate     float64 `json:"rate,omitempty"`
-	Warmup   float64 `json:"warmup_s"`
-	Duration float64 `json:"duration_s"`
+	Warmup   float64 `json:"warmup_s,omitempty"`
+	Duration float64 `json:"duration_s,omitempty"`
 
 	// Counts over the whole run, warmup and drain included: every message
 	// sent is delivered, answered with CNT, or lost.
@@ -122,6 +122,8 @@ func (r *Report) WriteText(w io.Writer) error {
 			p("server cpu    %.3f µs per delivered message (%.2f s in the measured interval, pid %d)\n", s.CPUPerMsg, s.CPUSeconds, s.PID)
 		}
 		p("server memory peak %s, now %s\n", bytesText(s.PeakRSS), bytesText(s.RSS))
+	} else {
+		p("server cpu    not measured (pass --server-pid for a server on this machine)\n")
 	}
 	p("bench cpu     %.0f%% of %d core(s) (%.2f s)", 100*r.Bench.Utilization, r.Bench.GOMAXPROCS, r.Bench.CPUSeconds)
 	if r.Bench.MsgsPerWrite > 0 {

@@ -37,6 +37,14 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		Warmup:   cfg.Warmup.Seconds(),
 		Duration: cfg.Duration.Seconds(),
 	}
+	if rep.Mode == ModeIdle {
+		rep.Pairs, rep.Window, rep.Rate, rep.Warmup, rep.Duration = 0, 0, 0, 0, 0
+	}
+	if cfg.ServerPID != 0 {
+		if _, err := readProc(cfg.ServerPID); err != nil {
+			return nil, fmt.Errorf("--server-pid %d: %w", cfg.ServerPID, err)
+		}
+	}
 	// Before any child starts, so that it inherits the higher limit too.
 	fileLimit, limitErr := raiseFileLimit()
 	if limitErr != nil {
