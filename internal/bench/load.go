@@ -98,6 +98,14 @@ func runLoad(ctx context.Context, cfg *Config, t *target, rep *Report) error {
 	}
 	defer r.closeAll()
 
+	// The timetable is fixed before any goroutine that reads it starts.
+	r.sendStart = r.now() + uint64(time.Millisecond)
+	r.measureStart = r.sendStart + uint64(cfg.Warmup)
+	r.measureEnd = r.measureStart + uint64(cfg.Duration)
+	if cfg.Rate > 0 {
+		r.sched = schedule{start: r.sendStart, perMsg: 1e9 / cfg.Rate, pairs: uint64(cfg.Pairs)}
+	}
+
 	var readers sync.WaitGroup
 	for _, p := range r.pairs {
 		readers.Add(2)
@@ -105,9 +113,6 @@ func runLoad(ctx context.Context, cfg *Config, t *target, rep *Report) error {
 		go func() { defer readers.Done(); r.watchSender(p) }()
 	}
 
-	r.sendStart = r.now() + uint64(time.Millisecond)
-	r.measureStart = r.sendStart + uint64(cfg.Warmup)
-	r.measureEnd = r.measureStart + uint64(cfg.Duration)
 	var senders sync.WaitGroup
 	for _, p := range r.pairs {
 		senders.Add(1)
@@ -122,7 +127,6 @@ func runLoad(ctx context.Context, cfg *Config, t *target, rep *Report) error {
 	}
 	pacerDone := make(chan struct{})
 	if cfg.Rate > 0 {
-		r.sched = schedule{start: r.sendStart, perMsg: 1e9 / cfg.Rate, pairs: uint64(cfg.Pairs)}
 		go func() { defer close(pacerDone); r.pace() }()
 	} else {
 		close(pacerDone)
