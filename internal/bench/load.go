@@ -588,6 +588,9 @@ func (r *loadRun) fill(rep *Report, t *target, before, after sample) {
 	if r.cfg.Rate > 0 {
 		lag := summarize(r.lag.merged())
 		rep.ScheduleLag = &lag
+		if lag.P99 > lagWarning.Seconds()*1e6 {
+			rep.Warnings = append(rep.Warnings, fmt.Sprintf("the bench fell behind its timetable (send lag p99 %s) and caught up in bursts: the load was burstier than --rate", usText(lag.P99)))
+		}
 	}
 	rep.Bench = benchUsage(rep.Bench, after.benchCPU-before.benchCPU, elapsed)
 	if rep.Bench.Saturated {
@@ -601,6 +604,10 @@ func (r *loadRun) fill(rep *Report, t *target, before, after sample) {
 		}
 	}
 }
+
+// lagWarning is the send lag p99 above which the open loop warns that it
+// was not the steady load asked for.
+const lagWarning = time.Millisecond
 
 // saturation is the share of its cores above which the bench says it may
 // be the bottleneck.
