@@ -385,7 +385,9 @@ func TestInteractiveSession(t *testing.T) {
 	tm.send("//slash\r")
 	bob.expectRelay("alice", "/slash")
 
-	tooLong := strings.Repeat("x", 5000)
+	// Three bytes a character: over the byte limit with a third of the
+	// keystrokes, since the line editor redraws the line for each one.
+	tooLong := strings.Repeat("€", 1370)
 	tm.send(tooLong + "\r")
 	tm.expect("message not sent: message too long")
 

@@ -46,7 +46,10 @@ func (s *Server) serveConn(raw net.Conn) {
 	}
 	ctx, cancel := context.WithDeadline(s.ctx, deadline)
 	defer cancel()
-	if err := tc.HandshakeContext(ctx); err != nil {
+	// The handshake is bounded by the connection's deadline, which
+	// Shutdown shortens, but not cancelled by Shutdown: a client that
+	// finished its side must be able to read why it is closed.
+	if err := tc.Handshake(); err != nil {
 		s.stats.Closes[reasonHandshakeFailed].Add(1)
 		log.Debug("tls handshake failed", "err", err)
 		return
@@ -63,6 +66,10 @@ func (s *Server) serveConn(raw net.Conn) {
 	if limited {
 		s.stats.LoginsRefused.Add(1)
 		refuse(reasonTooManyConns)
+		return
+	}
+	if s.stopping.Load() {
+		refuse(reasonShutdown)
 		return
 	}
 

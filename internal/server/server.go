@@ -252,9 +252,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	for ln := range s.listeners {
 		ln.Close()
 	}
+	// Connections not logged in yet get a moment to finish their TLS
+	// handshake, so they can be told why they are closed.
 	now := time.Now()
 	for c := range s.pending {
-		_ = c.SetDeadline(now)
+		_ = c.SetDeadline(now.Add(pendingGrace))
 	}
 	s.mu.Unlock()
 	s.cancel()
@@ -285,6 +287,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.loops.Wait()
 	return err
 }
+
+// pendingGrace is how long Shutdown lets connections that are not logged
+// in finish their handshake.
+const pendingGrace = 500 * time.Millisecond
 
 // waitCtx waits for wg or ctx, whichever is first.
 func waitCtx(ctx context.Context, wg *sync.WaitGroup) error {
