@@ -371,6 +371,7 @@ func (r *loadRun) sendOpen(p *pair) {
 // published once per network read.
 func (r *loadRun) receive(p *pair) {
 	rd := p.receiver.reader
+	closedLoop := r.cfg.Rate == 0
 	lats := make([]int64, 0, 256)
 	var err error
 	for {
@@ -412,7 +413,9 @@ func (r *loadRun) receive(p *pair) {
 		if n > 0 {
 			p.bytes.Add(size)
 			p.delivered.Add(n)
-			nudge(p.wake)
+			if closedLoop {
+				nudge(p.wake) // open-loop senders wait for the pacer only
+			}
 		}
 		if len(lats) > 0 {
 			r.latency.record(p.index, lats)
