@@ -394,6 +394,15 @@ type stormResult struct {
 	errors int
 }
 
+// String lists the answers with their counts, one quoted line each.
+func (r *stormResult) String() string {
+	var b strings.Builder
+	for line, n := range r.lines {
+		fmt.Fprintf(&b, " %d×%q", n, line)
+	}
+	return b.String()
+}
+
 // storm opens n connections at once from 127.0.0.1, each sending auth and
 // reading the one line the server answers.
 func storm(t *testing.T, srv *servertest.Server, n int, auth string) *stormResult {
@@ -484,22 +493,23 @@ func TestLoginStorm(t *testing.T) {
 		t.Errorf("%d wrong passwords were checked, want 1 to %d", through, maxPer)
 	}
 	if got := res.lines[endBadLogin] + res.lines[endTooMany]; got != size {
-		t.Errorf("answers: %v, want only %q and %q", res.lines, endBadLogin, endTooMany)
+		t.Errorf("answers:%s; want only %q and %q", res, endBadLogin, endTooMany)
 	}
 	// Blocked now, even with the right password.
 	if r := storm(t, srv, 1, "AUTH alice pw-alice\r\n"); r.lines[endTooMany] != 1 {
-		t.Errorf("right password during the block: %v", r.lines)
+		t.Errorf("right password during the block:%s", r)
 	}
 
-	// The attack goes on: a wave every 15 simulated seconds for a while.
+	// The attack goes on: a wave every 20 simulated seconds for a while.
 	// Count the guesses that reach the password check per simulated minute.
-	minutes, wave := 10, 25
+	// (Each minute costs about two real seconds: the throttle's delays.)
+	minutes, wave := 4, 25
 	if raceEnabled() || testing.Short() {
 		minutes, wave = 2, 8
 	}
 	through := res.lines[endBadLogin]
-	for step := 1; step <= 4*minutes; step++ {
-		offset.Add(int64(15 * time.Second))
+	for step := 1; step <= 3*minutes; step++ {
+		offset.Add(int64(20 * time.Second))
 		r := storm(t, srv, wave, auth)
 		through += r.lines[endBadLogin]
 	}
@@ -524,12 +534,12 @@ func TestLoginStormDefaultLimits(t *testing.T) {
 	}
 	srv := servertest.Start(t, testUsers)
 	res := storm(t, srv, size, "AUTH alice wrong-password\r\n")
-	t.Logf("default limits, %d concurrent wrong logins: %v", size, res.lines)
+	t.Logf("default limits, %d concurrent wrong logins:%s", size, res)
 	if through := res.lines[endBadLogin]; through > server.DefaultThrottle.MaxAttempts {
 		t.Errorf("%d wrong passwords were checked, want at most %d", through, server.DefaultThrottle.MaxAttempts)
 	}
 	if got := res.lines[endBadLogin] + res.lines[endTooMany] + res.lines[endTooManyConn]; got != size {
-		t.Errorf("answers: %v, want only refusals", res.lines)
+		t.Errorf("answers:%s; want only refusals", res)
 	}
 }
 
