@@ -96,6 +96,14 @@ throughput() {
 	echo "   lost, out of order     $(median throughput '.lost'), $(median throughput '.out_of_order')   (target 0, 0)"
 	echo "   bench CPU utilization  $(median throughput '.bench.utilization')   (near 1: the bench may be the limit)"
 	echo "   server peak RSS        $(median throughput '.server_usage.peak_rss') bytes"
+	warnings throughput
+}
+
+# warnings NAME: every run's warnings, e.g. a core shared with others.
+warnings() {
+	for f in "$OUT/$1"-*.json; do
+		jq -r --arg f "$f" '.warnings // [] | .[] | "   warning (\($f)): \(.)"' "$f"
+	done
 }
 
 efficiency() {
@@ -105,6 +113,7 @@ efficiency() {
 	echo "   server CPU us/msg      $(median efficiency '.server_usage.cpu_per_msg_us')   (target <= 1.0)"
 	echo "   bench msgs per write   $(median efficiency '.bench.msgs_per_write')   (near 1: messages rarely share a read)"
 	echo "   send lag p99 us        $(median efficiency '.schedule_lag.p99_us')"
+	warnings efficiency
 }
 
 latency() {
@@ -112,6 +121,7 @@ latency() {
 	echo "3. latency (100 pairs, 10,000 msgs/s, $DURATION), median of $RUNS:"
 	echo "   p50 / p99 / p99.9 us   $(median latency '.latency.p50_us') / $(median latency '.latency.p99_us') / $(median latency '.latency.p99_9_us')   (target p99 <= 500, p99.9 <= 2000)"
 	echo "   send lag p99 / max us  $(median latency '.schedule_lag.p99_us') / $(median latency '.schedule_lag.max_us')"
+	warnings latency
 }
 
 scale() {
@@ -125,6 +135,7 @@ scale() {
 		stopped=$(jq -r '.idle.stopped // empty' "$f")
 		[ -z "$stopped" ] || echo "   $f: $stopped"
 	done
+	warnings scale
 }
 
 case "${1:-all}" in

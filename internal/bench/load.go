@@ -70,6 +70,9 @@ type loadRun struct {
 	// figures when its send time falls inside.
 	sendStart, measureStart, measureEnd uint64
 
+	// CPUs the bench and the server are pinned to, when apart.
+	benchCores, serverCores []int
+
 	stop     chan struct{} // closed when senders must stop
 	closing  atomic.Bool   // connections are being closed on purpose
 	released atomic.Uint64 // open loop: messages the pacer let go
@@ -97,6 +100,7 @@ func runLoad(ctx context.Context, cfg *Config, t *target, rep *Report) error {
 		return err
 	}
 	defer r.closeAll()
+	r.cores(t)
 
 	// The timetable is fixed before any goroutine that reads it starts.
 	r.sendStart = r.now() + uint64(time.Millisecond)
@@ -262,10 +266,19 @@ type sample struct {
 	benchCPU  time.Duration
 	server    procSample
 	serverErr error
+	// Busy time of the bench's and the server's CPUs, to tell what other
+	// processes took from them; zero when not known.
+	benchCores, serverCores time.Duration
 }
 
 func (r *loadRun) sample(t *target) sample {
 	s := sample{at: r.now(), benchCPU: selfCPU()}
+	if r.benchCores != nil {
+		s.benchCores, _ = coresBusy(r.benchCores)
+	}
+	if r.serverCores != nil {
+		s.serverCores, _ = coresBusy(r.serverCores)
+	}
 	for _, p := range r.pairs {
 		s.delivered += p.delivered.Load()
 		s.bytes += p.bytes.Load()
@@ -596,11 +609,25 @@ func (r *loadRun) fill(rep *Report, t *target, before, after sample) {
 		}
 	}
 	rep.Bench = benchUsage(rep.Bench, after.benchCPU-before.benchCPU, elapsed)
+	if r.benchCores != nil {
+		rep.Bench.CPUs = r.benchCores
+		rep.Bench.OthersShare = othersShare(after.benchCores-before.benchCores, after.benchCPU-before.benchCPU, elapsed, len(r.benchCores))
+		if rep.Bench.OthersShare > othersWarning {
+			rep.Warnings = append(rep.Warnings, fmt.Sprintf("other processes used %.0f%% of the bench's CPUs %v: figures are disturbed", 100*rep.Bench.OthersShare, r.benchCores))
+		}
+	}
 	if rep.Bench.Saturated {
 		rep.Warnings = append(rep.Warnings, fmt.Sprintf("the bench used %.0f%% of its %d core(s): it may be the bottleneck, not the server", 100*rep.Bench.Utilization, rep.Bench.GOMAXPROCS))
 	}
 	if t.pid != 0 {
 		rep.ServerUsage = serverUsage(t.pid, before.server, after.server, rep.MeasuredDelivered)
+		if r.serverCores != nil {
+			rep.ServerUsage.CPUs = r.serverCores
+			rep.ServerUsage.OthersShare = othersShare(after.serverCores-before.serverCores, after.server.CPU-before.server.CPU, elapsed, len(r.serverCores))
+			if rep.ServerUsage.OthersShare > othersWarning {
+				rep.Warnings = append(rep.Warnings, fmt.Sprintf("other processes used %.0f%% of the server's CPUs %v: figures are disturbed", 100*rep.ServerUsage.OthersShare, r.serverCores))
+			}
+		}
 		if err := errors.Join(before.serverErr, after.serverErr); err != nil {
 			rep.ServerUsage = nil
 			rep.Warnings = append(rep.Warnings, err.Error())
@@ -611,6 +638,35 @@ func (r *loadRun) fill(rep *Report, t *target, before, after sample) {
 // lagWarning is the send lag p99 above which the open loop warns that it
 // was not the steady load asked for.
 const lagWarning = time.Millisecond
+
+// othersWarning is the share of a process's CPUs that other processes
+// may take in the measured interval before the figures are called
+// disturbed.
+const othersWarning = 0.05
+
+// othersShare is the share of n CPUs' time in wall that went to processes
+// other than the one that used own of it.
+func othersShare(busy, own, wall time.Duration, n int) float64 {
+	if wall <= 0 || n == 0 {
+		return 0
+	}
+	return max(0, (busy-own).Seconds()/(wall.Seconds()*float64(n)))
+}
+
+// cores finds the CPUs of the bench and of the server, when they are
+// pinned apart: only then can /proc/stat tell what other processes took
+// from each.
+func (r *loadRun) cores(t *target) {
+	bench, err := affinity(0)
+	if err != nil || t.pid == 0 {
+		return
+	}
+	server, err := affinity(t.pid)
+	if err != nil || overlap(bench, server) {
+		return
+	}
+	r.benchCores, r.serverCores = bench, server
+}
 
 // saturation is the share of its cores above which the bench says it may
 // be the bottleneck.

@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // clockTicks is the unit of the CPU times in /proc/PID/stat. Linux fixes
@@ -125,4 +128,55 @@ func procFiles(pid int) (open int, limit uint64, err error) {
 		}
 	}
 	return len(entries), limit, nil
+}
+
+// affinity returns the CPUs a process may run on.
+func affinity(pid int) ([]int, error) {
+	var set unix.CPUSet
+	if err := unix.SchedGetaffinity(pid, &set); err != nil {
+		return nil, fmt.Errorf("read CPU affinity: %w", err)
+	}
+	var cpus []int
+	for cpu := range 1024 {
+		if set.IsSet(cpu) {
+			cpus = append(cpus, cpu)
+		}
+	}
+	return cpus, nil
+}
+
+// overlap reports whether two CPU lists share a CPU.
+func overlap(a, b []int) bool {
+	for _, x := range a {
+		if slices.Contains(b, x) {
+			return true
+		}
+	}
+	return false
+}
+
+// coresBusy returns the time the given CPUs spent on anything but idle and
+// I/O wait since boot, from /proc/stat: user, nice, system, irq, softirq
+// and steal (time a virtual machine's CPU was taken by its host).
+func coresBusy(cpus []int) (time.Duration, error) {
+	stat, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, fmt.Errorf("read CPU statistics: %w", err)
+	}
+	var ticks uint64
+	for line := range bytes.Lines(stat) {
+		fields := bytes.Fields(line)
+		if len(fields) < 9 || !bytes.HasPrefix(fields[0], []byte("cpu")) {
+			continue
+		}
+		cpu, err := strconv.Atoi(string(fields[0][3:]))
+		if err != nil || !slices.Contains(cpus, cpu) {
+			continue // the "cpu" total line, or another CPU
+		}
+		for _, i := range []int{1, 2, 3, 6, 7, 8} { // user nice system _ _ irq softirq steal
+			v, _ := strconv.ParseUint(string(fields[i]), 10, 64)
+			ticks += v
+		}
+	}
+	return time.Duration(ticks) * (time.Second / clockTicks), nil
 }

@@ -45,3 +45,23 @@ func TestProcFiles(t *testing.T) {
 		t.Errorf("open %d, limit %d: want at least stdin, stdout and stderr, within the limit", open, limit)
 	}
 }
+
+func TestCores(t *testing.T) {
+	cpus, err := affinity(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cpus) == 0 {
+		t.Fatal("no CPUs in this process's affinity")
+	}
+	busy, err := coresBusy(cpus)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if busy <= 0 {
+		t.Errorf("CPUs %v busy %v since boot, want more", cpus, busy)
+	}
+	if !overlap([]int{0, 1}, []int{1}) || overlap([]int{0}, []int{1}) {
+		t.Error("overlap is wrong")
+	}
+}

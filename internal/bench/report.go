@@ -67,6 +67,11 @@ type BenchUsage struct {
 	// bench (and the server) batch.
 	MsgsPerWrite float64 `json:"msgs_per_write,omitempty"`
 	MsgsPerRead  float64 `json:"msgs_per_read,omitempty"`
+	// CPUs the bench is pinned to, and the share of their time other
+	// processes took in the measured interval; set only when the bench
+	// and the server are pinned to different CPUs.
+	CPUs        []int   `json:"cpus,omitempty"`
+	OthersShare float64 `json:"others_share,omitempty"`
 }
 
 // ServerUsage is what the server process spent, from /proc.
@@ -79,6 +84,10 @@ type ServerUsage struct {
 	// PeakRSS is VmHWM (peak resident memory); RSS is VmRSS at the end.
 	PeakRSS uint64 `json:"peak_rss"`
 	RSS     uint64 `json:"rss"`
+	// CPUs the server is pinned to, and the share of their time other
+	// processes took in the measured interval (see BenchUsage).
+	CPUs        []int   `json:"cpus,omitempty"`
+	OthersShare float64 `json:"others_share,omitempty"`
 }
 
 // IdleReport is the outcome of the idle-sessions mode.
