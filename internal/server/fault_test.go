@@ -114,13 +114,24 @@ func TestFrozenReceiverOthersKeepSpeed(t *testing.T) {
 	carol := login(t, srv, "carol", "pw-carol")
 	dave := login(t, srv, "dave", "pw-dave")
 
-	// Alice floods bob until she is told he is gone.
+	// Alice floods bob until she is told he is gone. She keeps at most
+	// 256 KB ahead of what the server has read: a backlog of megabytes in
+	// the socket buffers would all be answered with CNT at once once bob
+	// is gone, and that burst could overflow alice's own small queue.
 	gotCNT := make(chan struct{})
 	floodDone := make(chan struct{})
 	go func() {
 		defer close(floodDone)
 		batch := []byte(strings.Repeat("MSG bob alice "+strings.Repeat("z", 1000)+"\r\n", 16))
+		base := srv.Server.Stats().BytesIn.Load()
 		for sent := 0; sent < 64<<20; sent += len(batch) {
+			for srv.Server.Stats().BytesIn.Load()-base < int64(sent-256<<10) {
+				select {
+				case <-gotCNT:
+					return
+				case <-time.After(100 * time.Microsecond):
+				}
+			}
 			select {
 			case <-gotCNT:
 				return
