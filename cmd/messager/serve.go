@@ -11,6 +11,7 @@ import (
 	httppprof "net/http/pprof"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"runtime/pprof"
 	"syscall"
 	"time"
@@ -99,6 +100,13 @@ func runServe(ctx context.Context, o serveOptions, stderr io.Writer) error {
 	log, err := newLogger(stderr, o.logFormat, o.logLevel)
 	if err != nil {
 		return err
+	}
+	if os.Getenv("GOGC") == "" {
+		// Sessions are many small, long-lived objects and every login
+		// leaves garbage behind; a lower target keeps the heap close to
+		// what is live. The relay path allocates nothing, so collections
+		// stay rare under load. GOGC in the environment still wins.
+		debug.SetGCPercent(50)
 	}
 	if o.cpuProfile != "" {
 		f, err := os.Create(o.cpuProfile)

@@ -11,7 +11,7 @@ import (
 // a whole TLS record (16 KiB of plaintext) and many lines are handled per
 // read. The large buffer goes back to the pool when reads become small.
 const (
-	smallBuffer = 512
+	smallBuffer = 256
 	largeBuffer = 32 << 10
 )
 
@@ -25,6 +25,7 @@ type Reader struct {
 	src   io.Reader
 	limit int
 	buf   []byte
+	own   []byte  // the small buffer, kept while a large one is lent
 	large *[]byte // set while buf is a pooled large buffer
 	start int     // first unread byte
 	end   int     // end of the data read
@@ -81,12 +82,12 @@ func (r *Reader) prepare() {
 	pending := r.end - r.start
 	switch {
 	case r.buf == nil:
-		r.buf = make([]byte, smallBuffer)
+		r.own = make([]byte, smallBuffer)
+		r.buf = r.own
 	case r.large != nil && r.small && pending < smallBuffer/2:
-		small := make([]byte, smallBuffer)
-		copy(small, r.buf[r.start:r.end])
+		copy(r.own, r.buf[r.start:r.end])
 		largeBuffers.Put(r.large)
-		r.buf, r.large = small, nil
+		r.buf, r.large = r.own, nil
 		r.start, r.end = 0, pending
 		return
 	case r.large == nil && (!r.small || pending > smallBuffer/2):
@@ -129,5 +130,5 @@ func (r *Reader) Release() {
 		largeBuffers.Put(r.large)
 		r.large = nil
 	}
-	r.buf = nil
+	r.buf, r.own = nil, nil
 }
