@@ -129,7 +129,13 @@ func (s *Server) login(ctx context.Context, addr, name string, password []byte) 
 	if s.stopping.Load() {
 		return reasonShutdown
 	}
-	if !s.throttle.begin(addr) {
+	if !s.throttle.begin(ctx, addr) {
+		switch {
+		case s.stopping.Load():
+			return reasonShutdown
+		case ctx.Err() != nil:
+			return reasonLoginTimeout
+		}
 		return reasonTooManyAttempts
 	}
 	ok, err := s.cfg.Checker.Verify(ctx, s.users.Load(), name, password)

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"log/slog"
 	"path/filepath"
@@ -63,9 +64,21 @@ func (c *CertSource) TLSConfig() *tls.Config {
 // ReloadUsers loads path and swaps the table in. A bad file keeps the old
 // table; the error names the line.
 func (s *Server) ReloadUsers(path string) error {
+	return s.reloadUsers(path, false)
+}
+
+// errEmptied is returned when the watcher sees a user file with no users
+// where there were some: more likely an editor caught halfway through a
+// rewrite than an intent to log everybody out.
+var errEmptied = errors.New("the user file is now empty; keeping the old table until SIGHUP")
+
+func (s *Server) reloadUsers(path string, watched bool) error {
 	t, err := users.Load(path)
 	if err != nil {
 		return fmt.Errorf("reload users: %w", err)
+	}
+	if watched && t.Len() == 0 && s.users.Load().Len() > 0 {
+		return errEmptied
 	}
 	s.SetUsers(t)
 	s.cfg.Logger.Info("users reloaded", "users", t.Len())
@@ -111,7 +124,9 @@ func (s *Server) WatchUsers(ctx context.Context, path string) error {
 				s.cfg.Logger.Warn("watching users file", "err", err)
 			case <-settle:
 				settle = nil
-				if err := s.ReloadUsers(path); err != nil {
+				if err := s.reloadUsers(path, true); errors.Is(err, errEmptied) {
+					s.cfg.Logger.Warn("users file changed", "err", err)
+				} else if err != nil {
 					s.cfg.Logger.Error("users file changed but is not valid; keeping the old table", "err", err)
 				}
 			}

@@ -106,6 +106,31 @@ func TestWatchUsers(t *testing.T) {
 	}
 }
 
+// TestWatchUsersEmptied: the watcher never empties the table (a file
+// caught halfway through a rewrite looks empty); SIGHUP still can.
+func TestWatchUsersEmptied(t *testing.T) {
+	var logs logBuffer
+	srv := servertest.Start(t, testUsers, withLog(&logs))
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	if err := srv.Server.WatchUsers(ctx, srv.UsersFile); err != nil {
+		t.Fatal(err)
+	}
+	alice := login(t, srv, "alice", "pw-alice")
+	if err := os.WriteFile(srv.UsersFile, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the empty file to be logged", func() bool { return strings.Contains(logs.String(), "now empty") })
+	alice.send("MSG alice alice still here\r\n")
+	alice.expect("RELAY alice alice still here \r\n")
+	// An operator who means it sends SIGHUP, which reloads as it is.
+	if err := srv.Server.ReloadUsers(srv.UsersFile); err != nil {
+		t.Fatal(err)
+	}
+	alice.expect("END <account removed> \r\n")
+	alice.expectClosed()
+}
+
 // lastLine returns the last line of s that contains sub.
 func lastLine(s, sub string) string {
 	var last string

@@ -379,3 +379,27 @@ func TestShutdown(t *testing.T) {
 	waiting.expectClosed()
 	srv.Stop()
 }
+
+// TestCNTFlood: a client that pipelines many messages to someone offline
+// gets a CNT for each and, reading them promptly, is never closed as too
+// slow by its own answers, even with a small queue bound.
+func TestCNTFlood(t *testing.T) {
+	srv := servertest.Start(t, testUsers, func(c *server.Config) { c.MaxQueue = 16 << 10 })
+	alice := login(t, srv, "alice", "pw-alice")
+	const n = 20000
+	go func() {
+		var b strings.Builder
+		for i := 0; i < n; i++ {
+			b.WriteString("MSG carol alice are you there?\r\n")
+		}
+		_, _ = alice.conn.Write([]byte(b.String()))
+	}()
+	for i := 0; i < n; i++ {
+		alice.expect("CNT <user not online> \r\n")
+	}
+	if got := srv.Server.Stats().CloseCount("too_slow"); got != 0 {
+		t.Fatalf("too_slow closes = %d", got)
+	}
+	alice.send("END\r\n")
+	alice.expect("END <end accepted> \r\n")
+}

@@ -35,6 +35,7 @@ type session struct {
 	finished bool    // the writer closed the connection
 	closing  bool
 	reason   closeReason
+	drained  *sync.Cond // made on first use: the reader waits on the writer
 
 	// deadlineSet is when the write deadline was last moved; only the
 	// running writer touches it.
@@ -150,6 +151,9 @@ func (s *session) closeLocked(r closeReason) bool {
 	s.closing = true
 	s.closed.Store(true)
 	s.reason = r
+	if s.drained != nil {
+		s.drained.Broadcast()
+	}
 	if r == reasonTooSlow && s.out != nil {
 		s.out.b = s.out.b[:0]
 	}
@@ -191,6 +195,9 @@ func (s *session) writeLoop() {
 		p := s.out
 		s.out = nil
 		closing := s.closing
+		if s.drained != nil {
+			s.drained.Broadcast()
+		}
 		if p == nil {
 			s.writing = false
 			s.finished = closing
@@ -248,6 +255,7 @@ func (s *session) readLoop(rd *protocol.Reader) {
 		if stop {
 			return
 		}
+		s.waitForWriter()
 		if err := rd.Fill(); err != nil {
 			stop := s.handleBuffered(rd)
 			s.flushBatch()
@@ -262,6 +270,23 @@ func (s *session) readLoop(rd *protocol.Reader) {
 			return
 		}
 	}
+}
+
+// waitForWriter holds the reader back while the session's own queue is
+// over a quarter of its bound, until the writer has taken it: a client
+// that pipelines many messages to someone offline gets a CNT for each,
+// and reading on regardless would let those answers, not a slow
+// receiver, push the queue over its bound. Only this session waits.
+func (s *session) waitForWriter() {
+	limit := s.srv.cfg.MaxQueue / 4
+	s.mu.Lock()
+	for !s.closing && s.out != nil && len(s.out.b) > limit {
+		if s.drained == nil {
+			s.drained = sync.NewCond(&s.mu)
+		}
+		s.drained.Wait()
+	}
+	s.mu.Unlock()
 }
 
 // handleBuffered handles every complete line buffered in rd. It reports

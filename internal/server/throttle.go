@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"sync"
 	"time"
 )
@@ -47,6 +48,8 @@ type loginAttempts struct {
 	windowStart  time.Time
 	failures     int
 	inFlight     int
+	waiting      int
+	changed      chan struct{} // closed and replaced when an attempt ends
 	blockedUntil time.Time
 }
 
@@ -55,32 +58,57 @@ func newThrottle(cfg ThrottleConfig, now func() time.Time) *throttle {
 }
 
 // begin is called when an AUTH arrives; false means refuse it with
-// END <too many attempts> without checking the password. Attempts still
-// being checked count, so a storm of concurrent logins is refused before
-// it reaches the password hasher.
-func (t *throttle) begin(addr string) bool {
-	now := t.now()
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	a := t.byAddr[addr]
-	if a == nil {
-		a = &loginAttempts{windowStart: now}
-		t.byAddr[addr] = a
+// END <too many attempts> without checking the password. Logins still
+// being checked count with the failures: once they reach MaxAttempts, a
+// new login waits until one of them is answered, then tries again. So a
+// storm of wrong passwords reaches the hasher at most MaxAttempts times a
+// window, while many good logins at once from one address (users behind
+// one NAT) only queue. The wait ends with ctx.
+func (t *throttle) begin(ctx context.Context, addr string) bool {
+	for {
+		now := t.now()
+		t.mu.Lock()
+		a := t.byAddr[addr]
+		if a == nil {
+			a = &loginAttempts{windowStart: now, changed: make(chan struct{})}
+			t.byAddr[addr] = a
+		}
+		if now.Before(a.blockedUntil) {
+			t.mu.Unlock()
+			return false
+		}
+		if now.Sub(a.windowStart) > t.cfg.Window {
+			a.windowStart, a.failures = now, 0
+		}
+		if a.failures+a.inFlight < t.cfg.MaxAttempts {
+			a.inFlight++
+			t.mu.Unlock()
+			return true
+		}
+		changed := a.changed
+		a.waiting++
+		t.mu.Unlock()
+		select {
+		case <-changed:
+		case <-ctx.Done():
+		}
+		t.mu.Lock()
+		a.waiting--
+		t.mu.Unlock()
+		if ctx.Err() != nil {
+			return false
+		}
 	}
-	if now.Before(a.blockedUntil) {
-		return false
+}
+
+// settle ends an attempt in flight and wakes the logins waiting on it.
+// t.mu is held.
+func (a *loginAttempts) settle() {
+	if a.inFlight > 0 {
+		a.inFlight--
 	}
-	if now.Sub(a.windowStart) > t.cfg.Window {
-		a.windowStart, a.failures = now, 0
-	}
-	if a.failures+a.inFlight >= t.cfg.MaxAttempts {
-		// Refuse this one, but block the address only for failures (fail
-		// does that): logins merely in flight at once may all be good
-		// ones, from users behind one NAT reconnecting together.
-		return false
-	}
-	a.inFlight++
-	return true
+	close(a.changed)
+	a.changed = make(chan struct{})
 }
 
 // fail records a failed login and returns how long to wait before
@@ -93,7 +121,7 @@ func (t *throttle) fail(addr string) time.Duration {
 	if a == nil {
 		return 0
 	}
-	a.inFlight--
+	a.settle()
 	a.failures++
 	if a.failures >= t.cfg.MaxAttempts {
 		a.blockedUntil = now.Add(t.cfg.Block)
@@ -108,8 +136,8 @@ func (t *throttle) fail(addr string) time.Duration {
 // succeed records a successful (or abandoned) login check.
 func (t *throttle) succeed(addr string) {
 	t.mu.Lock()
-	if a := t.byAddr[addr]; a != nil && a.inFlight > 0 {
-		a.inFlight--
+	if a := t.byAddr[addr]; a != nil {
+		a.settle()
 	}
 	t.mu.Unlock()
 }
@@ -119,7 +147,7 @@ func (t *throttle) prune() {
 	now := t.now()
 	t.mu.Lock()
 	for addr, a := range t.byAddr {
-		if a.inFlight == 0 && now.After(a.blockedUntil) && now.Sub(a.windowStart) > t.cfg.Window {
+		if a.inFlight == 0 && a.waiting == 0 && now.After(a.blockedUntil) && now.Sub(a.windowStart) > t.cfg.Window {
 			delete(t.byAddr, addr)
 		}
 	}
