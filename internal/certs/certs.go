@@ -26,6 +26,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/messager/messager/internal/atomicfile"
 )
 
 // DefaultValidity is how long generated certificates are valid: long, as
@@ -141,55 +143,18 @@ func writeNew(certPath, keyPath string, hosts []string, validFor time.Duration, 
 	return FingerprintPEM(certPEM)
 }
 
-// writeFile writes data to a new temporary file beside path and renames it
-// into place, so the file always appears with its final mode and content:
-// the key is never readable by others, even for a moment. Without
-// replace, an existing file is an error, even one created since the check.
-func writeFile(path string, data []byte, mode os.FileMode, replace bool) (err error) {
-	dir := "."
-	if i := strings.LastIndexAny(path, `/\`); i >= 0 {
-		dir = path[:i+1]
-	}
-	f, err := os.CreateTemp(dir, ".messager-tmp-*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	tmp := f.Name()
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(tmp)
-			err = fmt.Errorf("write %s: %w", path, err)
-		}
-	}()
-	if err := f.Chmod(mode); err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
+// writeFile writes a certificate or key file whole, with its final mode
+// from the start. Without replace, an existing file is an error, even one
+// created since the caller's check.
+func writeFile(path string, data []byte, mode os.FileMode, replace bool) error {
 	if replace {
-		return os.Rename(tmp, path)
+		return atomicfile.Write(path, data, mode)
 	}
-	// A hard link fails if path exists, where a rename would replace it.
-	if err := os.Link(tmp, path); err != nil {
-		if errors.Is(err, fs.ErrExist) {
-			return fmt.Errorf("already exists (use --force to replace it)")
-		}
-		// No hard links here (some file systems): fall back to a rename
-		// after the check made by the caller.
-		if err := os.Rename(tmp, path); err != nil {
-			return err
-		}
-		return nil
+	if err := atomicfile.Create(path, data, mode); errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("%s already exists (use --force to replace it)", path)
+	} else if err != nil {
+		return err
 	}
-	os.Remove(tmp)
 	return nil
 }
 

@@ -12,6 +12,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/messager/messager/internal/atomicfile"
 )
 
 // FingerprintPrefix starts every fingerprint: the hash that made it.
@@ -159,34 +161,11 @@ func LoadKnownServers(path string) (*KnownServers, error) {
 // SaveKnownServers writes k to path atomically: a temporary file in the
 // same directory, synced, then renamed over the old one. The directory is
 // created 0700 and the file is 0600.
-func SaveKnownServers(path string, k *KnownServers) (err error) {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+func SaveKnownServers(path string, k *KnownServers) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return fmt.Errorf("save known servers: %w", err)
 	}
-	tmp, err := os.CreateTemp(dir, ".known_servers-*")
-	if err != nil {
-		return fmt.Errorf("save known servers: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if err := tmp.Chmod(0o600); err != nil {
-		return fmt.Errorf("save known servers: %w", err)
-	}
-	if _, err := tmp.Write(k.Format()); err != nil {
-		return fmt.Errorf("save known servers: %w", err)
-	}
-	if err := tmp.Sync(); err != nil {
-		return fmt.Errorf("save known servers: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("save known servers: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
+	if err := atomicfile.Write(path, k.Format(), 0o600); err != nil {
 		return fmt.Errorf("save known servers: %w", err)
 	}
 	return nil

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/messager/messager/internal/atomicfile"
 	"github.com/messager/messager/internal/protocol"
 )
 
@@ -133,7 +134,9 @@ func edit(path string, create bool, change func(*Table, []rawLine) ([]rawLine, e
 		}
 		b.WriteByte('\n')
 	}
-	return writeAtomic(path, []byte(b.String()))
+	// A reader (the server reloading) sees the old file or the new one,
+	// never a part, and a crash leaves one or the other on disk.
+	return atomicfile.Write(path, []byte(b.String()), 0o600)
 }
 
 func readFileLimited(path string) ([]byte, error) {
@@ -147,45 +150,4 @@ func readFileLimited(path string) ([]byte, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return data, nil
-}
-
-// writeAtomic replaces the file at path with data, mode 0600: a reader
-// (the server reloading) sees the old file or the new one, never a part,
-// and a crash leaves one or the other on disk.
-func writeAtomic(path string, data []byte) (err error) {
-	dir, base := filepath.Split(path)
-	if dir == "" {
-		dir = "."
-	}
-	f, err := os.CreateTemp(dir, "."+base+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	tmp := f.Name()
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(tmp)
-			err = fmt.Errorf("write %s: %w", path, err)
-		}
-	}()
-	// CreateTemp makes the file 0600 already; say so anyway, since this
-	// is the mode the file must keep whatever it was before.
-	if err := f.Chmod(0o600); err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	syncDir(dir)
-	return nil
 }

@@ -30,5 +30,3 @@ func lockFile(path string) (unlock func(), err error) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
-
-func syncDir(string) {}

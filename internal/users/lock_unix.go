@@ -39,12 +39,3 @@ func lockFile(path string) (unlock func(), err error) {
 		f.Close()
 	}, nil
 }
-
-// syncDir makes a rename in dir durable. Failure is not fatal: the rename
-// itself has happened.
-func syncDir(dir string) {
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
-	}
-}
