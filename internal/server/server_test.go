@@ -403,3 +403,23 @@ func TestCNTFlood(t *testing.T) {
 	alice.send("END\r\n")
 	alice.expect("END <end accepted> \r\n")
 }
+
+// TestRelayRuns mixes runs of messages to one target, to oneself and to
+// nobody in single reads: the relay keeps a target's lock across a run
+// and must let go of it at every change.
+func TestRelayRuns(t *testing.T) {
+	srv := servertest.Start(t, testUsers)
+	alice := login(t, srv, "alice", "pw-alice")
+	bob := login(t, srv, "bob", "pw-bob")
+	alice.send("MSG alice alice 1\r\nMSG nobody alice 2\r\nMSG bob alice 3\r\nMSG bob alice 4\r\n" +
+		"MSG alice alice 5\r\nMSG alice alice 6\r\nMSG carol alice 7\r\nMSG bob alice 8\r\nEND\r\n")
+	alice.expect("RELAY alice alice 1 \r\n")
+	alice.expect("CNT <user not online> \r\n")
+	alice.expect("RELAY alice alice 5 \r\n")
+	alice.expect("RELAY alice alice 6 \r\n")
+	alice.expect("CNT <user not online> \r\n")
+	alice.expect("END <end accepted> \r\n")
+	for _, want := range []string{"3", "4", "8"} {
+		bob.expect("RELAY bob alice " + want + " \r\n")
+	}
+}

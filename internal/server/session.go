@@ -47,6 +47,7 @@ type session struct {
 	touched   []*session
 	cacheName []byte
 	cache     *session
+	held      *session // whose mu relay holds between messages
 	relayed   int64
 	notOnline int64
 }
@@ -65,30 +66,38 @@ func (c *countingReader) Read(p []byte) (int, error) {
 
 // enqueueRelay queues a RELAY line for this session's user. It reports
 // whether the line was queued and whether the caller must wake the writer
-// once its batch is done (only the first line into an empty queue must).
+// once its batch is done.
 func (s *session) enqueueRelay(target, sender, text []byte) (queued, wake bool) {
-	n := protocol.RelayLen(target, sender, text)
 	s.mu.Lock()
+	queued, wake, tooSlow := s.relayLocked(target, sender, text)
+	s.mu.Unlock()
+	if tooSlow {
+		s.finishClose(reasonTooSlow)
+	}
+	return queued, wake
+}
+
+// relayLocked appends a RELAY line to the queue; s.mu is held. wake is
+// set for the first line into an empty queue with no writer running: only
+// that one needs a nudge. tooSlow means the line did not fit and the
+// session is now closing; the caller must call finishClose once it has
+// let go of the lock.
+func (s *session) relayLocked(target, sender, text []byte) (queued, wake, tooSlow bool) {
 	if s.closing {
-		s.mu.Unlock()
-		return false, false
+		return false, false, false
 	}
 	if s.out == nil {
 		s.out = getOutBuf()
-	} else if len(s.out.b)+n > s.srv.cfg.MaxQueue {
+	} else if len(s.out.b)+protocol.RelayLen(target, sender, text) > s.srv.cfg.MaxQueue {
 		s.closeLocked(reasonTooSlow)
-		s.mu.Unlock()
-		s.finishClose(reasonTooSlow)
-		return false, false
+		return false, false, true
 	}
 	wake = len(s.out.b) == 0 && !s.writing
 	s.out.b = protocol.AppendRelay(s.out.b, target, sender, text)
-	size := len(s.out.b)
-	s.mu.Unlock()
-	if size > 64<<10 {
+	if size := len(s.out.b); size > 64<<10 {
 		s.srv.stats.noteQueue(size)
 	}
-	return true, wake
+	return true, wake, false
 }
 
 // enqueue queues a server line built by appendLine. False means the
@@ -292,14 +301,25 @@ func (s *session) waitForWriter() {
 // handleBuffered handles every complete line buffered in rd. It reports
 // whether the session is over.
 func (s *session) handleBuffered(rd *protocol.Reader) (stop bool) {
+	r := s.handleLines(rd)
+	s.release()
+	if r != reasonNone {
+		s.close(r)
+		return true
+	}
+	return false
+}
+
+// handleLines handles complete lines until there are no more or one ends
+// the session, whose reason it returns.
+func (s *session) handleLines(rd *protocol.Reader) closeReason {
 	for {
 		line, err := rd.Next()
 		if err != nil {
-			s.close(reasonLineTooLong)
-			return true
+			return reasonLineTooLong
 		}
 		if line == nil {
-			return false
+			return reasonNone
 		}
 		line = protocol.TrimLine(line)
 		if len(line) == 0 {
@@ -307,34 +327,38 @@ func (s *session) handleBuffered(rd *protocol.Reader) (stop bool) {
 		}
 		q, err := protocol.ParseQuery(line)
 		if err != nil {
-			s.close(reasonProtocol)
-			return true
+			return reasonProtocol
 		}
 		switch q.Kind {
 		case protocol.KindMsg:
 			if string(q.Sender) != s.name {
-				s.close(reasonProtocol)
-				return true
+				return reasonProtocol // impersonation
 			}
 			s.relay(q.Target, q.Sender, q.Text)
 		case protocol.KindEnd:
-			s.close(reasonEndAccepted)
-			return true
+			return reasonEndAccepted
 		default: // a second AUTH
-			s.close(reasonProtocol)
-			return true
+			return reasonProtocol
 		}
 	}
 }
 
-// relay queues a message on its target's session, or answers CNT.
+// relay queues a message on its target's session, or answers CNT. The
+// target's lock is kept across a run of messages to the same target in
+// one read (a sender usually writes to one person at a time), and let go
+// when the target changes and before the batch ends.
 func (s *session) relay(target, sender, text []byte) {
 	for fresh := false; ; fresh = true {
 		t := s.lookup(target, fresh)
 		if t == nil {
 			break
 		}
-		queued, wake := t.enqueueRelay(target, sender, text)
+		if s.held != t {
+			s.release()
+			t.mu.Lock()
+			s.held = t
+		}
+		queued, wake, tooSlow := t.relayLocked(target, sender, text)
 		if queued {
 			s.relayed++
 			if wake {
@@ -342,13 +366,26 @@ func (s *session) relay(target, sender, text []byte) {
 			}
 			return
 		}
+		s.release()
+		if tooSlow {
+			t.finishClose(reasonTooSlow)
+		}
 		s.cache = nil
 		if fresh {
 			break
 		}
 	}
+	s.release() // it may be this session's own lock
 	s.notOnline++
 	s.enqueue(protocol.AppendCNT)
+}
+
+// release lets go of the target lock relay keeps, if any.
+func (s *session) release() {
+	if s.held != nil {
+		s.held.mu.Unlock()
+		s.held = nil
+	}
 }
 
 // lookup finds the session of name, from the cache unless fresh is set or
@@ -368,6 +405,7 @@ func (s *session) lookup(name []byte, fresh bool) *session {
 // flushBatch wakes the writers touched by the last read and publishes the
 // read's counters.
 func (s *session) flushBatch() {
+	s.release()
 	for i, t := range s.touched {
 		t.nudge()
 		s.touched[i] = nil
