@@ -76,6 +76,7 @@ func Run(ctx context.Context, cfg Config) error {
 		cfg:     cfg,
 		user:    cfg.Conn.User(),
 		to:      cfg.To,
+		conn:    cfg.Conn, // usable before the receive loop starts
 		done:    make(chan struct{}),
 		changed: make(chan struct{}),
 		cancel:  cancel,
