@@ -61,7 +61,25 @@ and chat with "messager chat".`,
 		newSendCmd(),
 		newBenchCmd(),
 	)
+	root.Args = cobra.NoArgs // "messager nonsense" is a usage error too
+	argsAreUsage(root)
 	return root
+}
+
+// argsAreUsage makes a wrong number or kind of arguments, found by a
+// command's Args check, a usage error (exit status 2) like a bad flag.
+func argsAreUsage(c *cobra.Command) {
+	if check := c.Args; check != nil {
+		c.Args = func(cmd *cobra.Command, args []string) error {
+			if err := check(cmd, args); err != nil {
+				return usageError(fmt.Errorf("%w (see %q)", err, cmd.CommandPath()+" --help"))
+			}
+			return nil
+		}
+	}
+	for _, sub := range c.Commands() {
+		argsAreUsage(sub)
+	}
 }
 
 // exitError carries an exit status other than 1 out of a command. A nil
