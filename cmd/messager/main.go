@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 )
@@ -61,7 +62,9 @@ and chat with "messager chat".`,
 		newSendCmd(),
 		newBenchCmd(),
 	)
-	root.Args = cobra.NoArgs // "messager nonsense" is a usage error too
+	// "messager nonsense" is a usage error; "messager" alone shows help.
+	root.Args = cobra.NoArgs
+	root.RunE = func(cmd *cobra.Command, _ []string) error { return cmd.Help() }
 	argsAreUsage(root)
 	return root
 }
@@ -72,7 +75,10 @@ func argsAreUsage(c *cobra.Command) {
 	if check := c.Args; check != nil {
 		c.Args = func(cmd *cobra.Command, args []string) error {
 			if err := check(cmd, args); err != nil {
-				return usageError(fmt.Errorf("%w (see %q)", err, cmd.CommandPath()+" --help"))
+				if !strings.Contains(err.Error(), "--help") {
+					err = fmt.Errorf("%w (see %q)", err, cmd.CommandPath()+" --help")
+				}
+				return usageError(err)
 			}
 			return nil
 		}
