@@ -2,7 +2,9 @@ package bench
 
 import (
 	"bytes"
+	"io"
 	"math"
+	"net"
 	"testing"
 
 	"github.com/messager/messager/internal/protocol"
@@ -85,4 +87,40 @@ func BenchmarkPayload(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkLoopbackWrite measures the floor under any relay on this
+// machine: one write system call of a 120-byte line over loopback TCP,
+// with a reader draining the other end. A relayed message that shares no
+// read or write with others costs at least two such calls (the sender's
+// read, the receiver's write) plus their wake-ups.
+func BenchmarkLoopbackWrite(b *testing.B) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		_, _ = io.Copy(io.Discard, c)
+	}()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	line := make([]byte, 120)
+	b.SetBytes(int64(len(line)))
+	for b.Loop() {
+		if _, err := c.Write(line); err != nil {
+			b.Fatal(err)
+		}
+	}
+	c.Close()
+	<-done
 }
