@@ -3,18 +3,13 @@ package bench
 import (
 	"bufio"
 	"context"
-	"crypto/sha256"
 	"crypto/tls"
-	"crypto/x509"
-	"encoding/hex"
-	"errors"
 	"fmt"
 	"net"
-	"os"
-	"strings"
 	"time"
 
 	"github.com/messager/messager/internal/protocol"
+	"github.com/messager/messager/internal/trust"
 )
 
 // loginTimeout bounds the TLS handshake and the AUTH exchange, like the
@@ -43,53 +38,24 @@ func (t TLS) verification() string {
 	return "not verified"
 }
 
-// config builds the client TLS configuration for a server at addr. Without
-// a fingerprint or CA the certificate is not checked: a bench measures, it
-// does not carry secrets.
+// config builds the client TLS configuration for a server at addr, with
+// the client's own certificate checks. Without a fingerprint or CA the
+// certificate is not checked: a bench measures, it does not carry secrets.
 func (t TLS) config(addr string) (*tls.Config, error) {
-	cfg := &tls.Config{
-		MinVersion: tls.VersionTLS12,
-		// Resumption makes thousands of logins cheaper for both sides.
-		ClientSessionCache: tls.NewLRUClientSessionCache(1024),
+	v, err := trust.New(addr, trust.Options{
+		Fingerprint: t.Fingerprint,
+		CAFile:      t.CAFile,
+		Insecure:    t.Fingerprint == "" && t.CAFile == "",
+	})
+	if err != nil {
+		return nil, err
 	}
-	switch {
-	case t.Fingerprint != "":
-		want, ok := strings.CutPrefix(strings.ToLower(t.Fingerprint), "sha256:")
-		if !ok || len(want) != sha256.Size*2 {
-			return nil, fmt.Errorf("fingerprint %q: want sha256: and 64 hex digits", t.Fingerprint)
-		}
-		cfg.InsecureSkipVerify = true
-		cfg.VerifyConnection = func(cs tls.ConnectionState) error {
-			if len(cs.PeerCertificates) == 0 {
-				return errors.New("server sent no certificate")
-			}
-			sum := sha256.Sum256(cs.PeerCertificates[0].Raw)
-			if got := hex.EncodeToString(sum[:]); got != want {
-				return fmt.Errorf("server certificate fingerprint sha256:%s does not match the pinned one", got)
-			}
-			return nil
-		}
-	case t.CAFile != "":
-		pem, err := os.ReadFile(t.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("read CA file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("read CA file %s: no PEM certificates", t.CAFile)
-		}
-		cfg.RootCAs = pool
+	cfg := v.TLSConfig()
+	if t.ServerName != "" {
 		cfg.ServerName = t.ServerName
-		if cfg.ServerName == "" {
-			host, _, err := net.SplitHostPort(addr)
-			if err != nil {
-				return nil, fmt.Errorf("server address %q: %w", addr, err)
-			}
-			cfg.ServerName = host
-		}
-	default:
-		cfg.InsecureSkipVerify = true
 	}
+	// Resumption makes thousands of logins cheaper for both sides.
+	cfg.ClientSessionCache = tls.NewLRUClientSessionCache(1024)
 	return cfg, nil
 }
 

@@ -8,7 +8,6 @@
 package certs
 
 import (
-	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -258,15 +257,15 @@ func ParseFingerprint(s string) ([]byte, error) {
 	return sum, nil
 }
 
-// EqualFingerprint reports whether a and b name the same digest, however
-// each is written. Invalid fingerprints are equal to nothing.
-func EqualFingerprint(a, b string) bool {
-	x, err := ParseFingerprint(a)
+// CanonicalFingerprint returns a fingerprint written any way
+// ParseFingerprint accepts in the one form the server prints and pins
+// compare: "sha256:" and 64 lowercase hex digits.
+func CanonicalFingerprint(s string) (string, error) {
+	sum, err := ParseFingerprint(s)
 	if err != nil {
-		return false
+		return "", err
 	}
-	y, err := ParseFingerprint(b)
-	return err == nil && bytes.Equal(x, y)
+	return FingerprintPrefix + hex.EncodeToString(sum), nil
 }
 
 func quote(s string) string {

@@ -273,8 +273,8 @@ func TestParseFingerprint(t *testing.T) {
 		if err != nil || FingerprintPrefix+hex.EncodeToString(b) != want {
 			t.Errorf("ParseFingerprint(%q) = %x, %v", s, b, err)
 		}
-		if !EqualFingerprint(s, want) {
-			t.Errorf("EqualFingerprint(%q, %q) = false", s, want)
+		if got, err := CanonicalFingerprint(s); err != nil || got != want {
+			t.Errorf("CanonicalFingerprint(%q) = %q, %v; want %q", s, got, err, want)
 		}
 	}
 	bad := []string{
@@ -292,12 +292,9 @@ func TestParseFingerprint(t *testing.T) {
 		if b, err := ParseFingerprint(s); err == nil {
 			t.Errorf("ParseFingerprint(%q) = %x, want error", s, b)
 		}
-		if EqualFingerprint(s, s) {
-			t.Errorf("EqualFingerprint(%q, itself) = true for an invalid fingerprint", s)
+		if got, err := CanonicalFingerprint(s); err == nil {
+			t.Errorf("CanonicalFingerprint(%q) = %q, want error", s, got)
 		}
-	}
-	if EqualFingerprint(want, "sha256:"+strings.Repeat("0", 64)) {
-		t.Error("different fingerprints equal")
 	}
 }
 

@@ -26,7 +26,6 @@ import (
 	"github.com/messager/messager/internal/certs"
 	"github.com/messager/messager/internal/client"
 	"github.com/messager/messager/internal/server/servertest"
-	"github.com/messager/messager/internal/trust"
 )
 
 var binary string
@@ -528,7 +527,7 @@ func hostileServer(t *testing.T, lines ...string) (addr, fingerprint string) {
 			}
 		}
 	}()
-	return ln.Addr().String(), trust.Fingerprint(cert.Certificate[0])
+	return ln.Addr().String(), certs.Fingerprint(cert.Certificate[0])
 }
 
 func TestHostileTextEscaped(t *testing.T) {

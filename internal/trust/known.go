@@ -3,8 +3,6 @@ package trust
 import (
 	"bufio"
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -14,35 +12,8 @@ import (
 	"strings"
 
 	"github.com/messager/messager/internal/atomicfile"
+	"github.com/messager/messager/internal/certs"
 )
-
-// FingerprintPrefix starts every fingerprint: the hash that made it.
-const FingerprintPrefix = "sha256:"
-
-// Fingerprint returns the fingerprint of a DER certificate: "sha256:"
-// and the lowercase hex SHA-256 of the DER bytes, the form the server
-// prints.
-func Fingerprint(der []byte) string {
-	sum := sha256.Sum256(der)
-	return FingerprintPrefix + hex.EncodeToString(sum[:])
-}
-
-// ParseFingerprint checks a fingerprint typed by a person and returns it in
-// canonical form. It accepts upper- or lowercase hex, with or without
-// colons between bytes (as other tools print them), and requires the
-// "sha256:" prefix so the hash is never guessed.
-func ParseFingerprint(s string) (string, error) {
-	rest, ok := strings.CutPrefix(strings.TrimSpace(s), FingerprintPrefix)
-	if !ok {
-		return "", fmt.Errorf("fingerprint %q: want sha256:<64 hex digits>", s)
-	}
-	rest = strings.ReplaceAll(rest, ":", "")
-	b, err := hex.DecodeString(rest)
-	if err != nil || len(b) != sha256.Size {
-		return "", fmt.Errorf("fingerprint %q: want sha256:<64 hex digits>", s)
-	}
-	return FingerprintPrefix + hex.EncodeToString(b), nil
-}
 
 // KnownServers is the content of a known_servers file: the fingerprint
 // trusted for each server address, in the order of the file.
@@ -75,9 +46,11 @@ func ParseKnownServers(r io.Reader) (*KnownServers, error) {
 		if err != nil {
 			return nil, fmt.Errorf("line %d: %w", n, err)
 		}
-		fp, err := ParseFingerprint(fields[1])
-		if err != nil {
-			return nil, fmt.Errorf("line %d: %w", n, err)
+		// The file is written by this program: it holds canonical
+		// fingerprints only, prefix included.
+		fp, err := certs.CanonicalFingerprint(fields[1])
+		if err != nil || fp != fields[1] {
+			return nil, fmt.Errorf("line %d: fingerprint %q: want sha256: and 64 lowercase hex digits", n, fields[1])
 		}
 		if _, dup := k.fps[addr]; dup {
 			return nil, fmt.Errorf("line %d: %s is listed twice", n, addr)

@@ -16,6 +16,8 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+
+	"github.com/messager/messager/internal/certs"
 )
 
 // Mode is how a server's certificate is checked.
@@ -121,7 +123,7 @@ func New(addr string, opts Options) (*Verifier, error) {
 		}
 	case opts.Fingerprint != "":
 		v.mode = ModePin
-		if v.pin, err = ParseFingerprint(opts.Fingerprint); err != nil {
+		if v.pin, err = certs.CanonicalFingerprint(opts.Fingerprint); err != nil {
 			return nil, fmt.Errorf("--fingerprint: %w", err)
 		}
 	default:
@@ -170,7 +172,7 @@ func (v *Verifier) verify(cs tls.ConnectionState) error {
 	if len(cs.PeerCertificates) == 0 {
 		return errors.New("server sent no certificate")
 	}
-	got := Fingerprint(cs.PeerCertificates[0].Raw)
+	got := certs.Fingerprint(cs.PeerCertificates[0].Raw)
 	if v.mode == ModePin {
 		if got != v.pin {
 			return &PinError{Addr: v.addr, Want: v.pin, Got: got}
@@ -203,7 +205,7 @@ func (v *Verifier) verify(cs tls.ConnectionState) error {
 // Trust remembers fp as the fingerprint of the Verifier's server, after a
 // person accepted it; the next handshake with that certificate passes.
 func (v *Verifier) Trust(fp string) error {
-	fp, err := ParseFingerprint(fp)
+	fp, err := certs.CanonicalFingerprint(fp)
 	if err != nil {
 		return err
 	}

@@ -17,6 +17,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/messager/messager/internal/certs"
 )
 
 // tlsServer is a TLS listener on loopback that completes handshakes with
@@ -70,7 +72,7 @@ func startTLS(t *testing.T) *tlsServer {
 			}()
 		}
 	}()
-	return &tlsServer{addr: ln.Addr().String(), certFile: certFile, fingerprint: Fingerprint(der)}
+	return &tlsServer{addr: ln.Addr().String(), certFile: certFile, fingerprint: certs.Fingerprint(der)}
 }
 
 func handshake(t *testing.T, addr string, v *Verifier) error {
