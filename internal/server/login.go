@@ -109,11 +109,10 @@ func (s *Server) serveConn(raw net.Conn) {
 		if r != reasonNone {
 			if r == reasonBadLogin {
 				s.stats.LoginsFailed.Add(1)
-				refuse(r, "user", name)
 			} else {
 				s.stats.LoginsRefused.Add(1)
-				refuse(r, "user", name)
 			}
+			refuse(r, "user", name)
 			return
 		}
 		authed = true
