@@ -241,12 +241,20 @@ func parseLine(s string) (*entry, error) {
 	if !protocol.ValidNameString(name) {
 		return nil, fmt.Errorf("invalid user name %s (want 1 to %d of A-Z a-z 0-9 _ . -)", snippet(name), protocol.MaxNameLen)
 	}
+	// Base64 decoding would silently skip a stray "\r" inside a hash.
+	// (A plain password's own check refuses control characters without
+	// quoting the password.)
+	if strings.HasPrefix(cred, "$") && strings.ContainsFunc(cred, isControl) {
+		return nil, fmt.Errorf("user %q: the hash holds a control character", name)
+	}
 	c, err := parseCredential(cred)
 	if err != nil {
 		return nil, fmt.Errorf("user %q: %w", name, err)
 	}
 	return &entry{name: name, cred: c}, nil
 }
+
+func isControl(r rune) bool { return (r < 0x20 && r != '\t') || r == 0x7f }
 
 // commonParams returns the argon2id parameters used by most entries, or
 // DefaultParams if none has an argon2id hash.

@@ -95,6 +95,7 @@ func TestParse(t *testing.T) {
 		{"empty password", "a,pw\n\nalice,\n", "line 3: user \"alice\": empty password or hash"},
 		{"space in password", "alice,p w", "line 1: user \"alice\": plain password is not valid"},
 		{"control char in password", "alice,p\x01w", "line 1: user \"alice\": plain password is not valid"},
+		{"CR inside a hash", "alice,$argon2id$v=19$m=10,t=1,p=1$00000000000$0000000\r \n", "line 1: user \"alice\": the hash holds a control character"},
 		{"password too long", "alice," + strings.Repeat("p", 129), "line 1: user \"alice\": plain password is not valid"},
 		{"duplicate", "alice,a\nbob,b\nalice,c\n", "line 3: duplicate user \"alice\" (first on line 1)"},
 		{"duplicate ignoring case", "alice,a\r\n\r\nAlice,c\r\n", "line 3: user \"Alice\" differs only by case from \"alice\" on line 1"},
