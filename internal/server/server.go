@@ -228,8 +228,19 @@ func (s *Server) checkLoop() {
 		case <-s.done:
 			return
 		case <-t.C:
-			for _, sess := range s.dir.Sessions() {
+			// A writer starts for each CHECK; a pause after each batch
+			// lets them finish, so a round over many thousand idle
+			// sessions never holds thousands of writers (and their
+			// stacks) at once.
+			for i, sess := range s.dir.Sessions() {
 				sess.enqueue(protocol.AppendCheck)
+				if i%checkBatch == checkBatch-1 {
+					select {
+					case <-s.done:
+						return
+					case <-time.After(time.Millisecond):
+					}
+				}
 			}
 			s.throttle.prune()
 		}
@@ -287,6 +298,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.loops.Wait()
 	return err
 }
+
+// checkBatch is how many sessions get their CHECK before the checker
+// pauses for the writers.
+const checkBatch = 256
 
 // pendingGrace is how long Shutdown lets connections that are not logged
 // in finish their handshake.
