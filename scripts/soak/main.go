@@ -230,6 +230,7 @@ func run(o options) (ok bool, err error) {
 	// in, then compare with the start.
 	var end map[string]float64
 	deadline := time.Now().Add(30 * time.Second)
+	collect(srv.metrics) // so the end figures show what is live, not garbage
 	for {
 		end, err = scrape(srv.metrics)
 		if err != nil {
@@ -240,6 +241,10 @@ func run(o options) (ok bool, err error) {
 			break
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+	var dump string
+	if end["go_goroutines"] > start["go_goroutines"] {
+		dump = goroutineDump(srv.metrics)
 	}
 	status := srv.stop()
 
@@ -287,6 +292,9 @@ func run(o options) (ok bool, err error) {
 	}
 	if end["go_goroutines"] > start["go_goroutines"] {
 		fail("server goroutines grew from %.0f to %.0f", start["go_goroutines"], end["go_goroutines"])
+		if dump != "" {
+			fmt.Printf("server goroutines at the end:\n%s\n", dump)
+		}
 	}
 	if status != nil {
 		fail("server exit: %v", status)
@@ -311,6 +319,7 @@ func startServer(bin, dir, usersFile string, o options) (*server, error) {
 	cmd := exec.Command(bin, "serve",
 		"--listen", "127.0.0.1:0",
 		"--metrics", "127.0.0.1:0",
+		"--pprof", // for the goroutine dump when the count grew
 		"--users", usersFile,
 		"--cert", filepath.Join(dir, "cert.pem"),
 		"--key", filepath.Join(dir, "key.pem"),
@@ -395,9 +404,37 @@ func (s *server) kill() {
 	}
 }
 
-// scrape reads the server's metrics into name{labels} -> value.
-func scrape(addr string) (map[string]float64, error) {
+// collect makes the server run a garbage collection (through the heap
+// profile's gc=1), so that memory read afterwards is what is live.
+func collect(addr string) {
+	cl := http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	if resp, err := cl.Get("http://" + addr + "/debug/pprof/heap?gc=1"); err == nil {
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+}
+
+// goroutineDump returns the server's goroutine stacks, or "" when they
+// cannot be read.
+func goroutineDump(addr string) string {
 	cl := http.Client{Timeout: 10 * time.Second}
+	resp, err := cl.Get("http://" + addr + "/debug/pprof/goroutine?debug=1")
+	if err != nil {
+		return ""
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil || resp.StatusCode != http.StatusOK {
+		return ""
+	}
+	return string(b)
+}
+
+// scrape reads the server's metrics into name{labels} -> value.
+// Each scrape uses a fresh connection: a kept-alive one would hold a
+// goroutine in the server and blur the start and end counts.
+func scrape(addr string) (map[string]float64, error) {
+	cl := http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 	resp, err := cl.Get("http://" + addr + "/metrics")
 	if err != nil {
 		return nil, fmt.Errorf("scrape metrics: %w", err)
