@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -223,6 +224,7 @@ func (s *Server) checkLoop() {
 	defer s.loops.Done()
 	t := time.NewTicker(s.cfg.CheckInterval)
 	defer t.Stop()
+	settledAt := int64(0) // LoginsOK at the last memory settle
 	for {
 		select {
 		case <-s.done:
@@ -243,6 +245,15 @@ func (s *Server) checkLoop() {
 				}
 			}
 			s.throttle.prune()
+			// A burst of logins leaves garbage and grown goroutine
+			// stacks behind (a TLS handshake is deep and allocates),
+			// and an idle server may not collect for minutes. After a
+			// large burst, collect once and give the memory back, so
+			// what the server holds is what its sessions need.
+			if n := s.stats.LoginsOK.Load(); n-settledAt >= settleAfterLogins {
+				settledAt = n
+				debug.FreeOSMemory()
+			}
 		}
 	}
 }
@@ -298,6 +309,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.loops.Wait()
 	return err
 }
+
+// settleAfterLogins is how many logins since the last settle make the
+// liveness checker collect garbage and return memory to the system.
+const settleAfterLogins = 1000
 
 // checkBatch is how many sessions get their CHECK before the checker
 // pauses for the writers.

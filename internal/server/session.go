@@ -86,12 +86,12 @@ func (s *session) relayLocked(target, sender, text []byte) (queued, wake, tooSlo
 	if s.closing {
 		return false, false, false
 	}
-	if s.out == nil {
-		s.out = getOutBuf()
-	} else if len(s.out.b)+protocol.RelayLen(target, sender, text) > s.srv.cfg.MaxQueue {
+	n := protocol.RelayLen(target, sender, text)
+	if s.out != nil && len(s.out.b)+n > s.srv.cfg.MaxQueue {
 		s.closeLocked(reasonTooSlow)
 		return false, false, true
 	}
+	s.out = reserve(s.out, n)
 	wake = len(s.out.b) == 0 && !s.writing
 	s.out.b = protocol.AppendRelay(s.out.b, target, sender, text)
 	if size := len(s.out.b); size > 64<<10 {
@@ -109,9 +109,7 @@ func (s *session) enqueue(appendLine func([]byte) []byte) (queued bool) {
 		s.mu.Unlock()
 		return false
 	}
-	if s.out == nil {
-		s.out = getOutBuf()
-	}
+	s.out = reserve(s.out, shortLine)
 	before := len(s.out.b)
 	s.out.b = appendLine(s.out.b)
 	if len(s.out.b) > s.srv.cfg.MaxQueue {
@@ -167,9 +165,7 @@ func (s *session) closeLocked(r closeReason) bool {
 		s.out.b = s.out.b[:0]
 	}
 	if reasonInfo[r].end != "" {
-		if s.out == nil {
-			s.out = getOutBuf()
-		}
+		s.out = reserve(s.out, shortLine)
 		s.out.b = r.appendEnd(s.out.b)
 	}
 	return true
