@@ -128,50 +128,27 @@ func (r *idleRun) open(ctx context.Context, t *target, fileLimit uint64) int {
 	if loopback {
 		addrs = (n + sessionsPerAddr - 1) / sessionsPerAddr
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	sem := make(chan struct{}, loginConcurrency)
-	var wg sync.WaitGroup
-	var once sync.Once
-	for i := range n {
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
-		}
-		if ctx.Err() != nil {
-			break
-		}
+	err := loginAll(ctx, n, func(ctx context.Context, i int) error {
 		var local net.IP
 		if k := i / sessionsPerAddr; loopback && k > 0 {
 			local = loopbackAddr(k)
 		}
-		wg.Add(1)
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			s, err := t.dial.login(ctx, local, idleName(r.cfg.UserPrefix, i), r.cfg.Password, false)
-			if err != nil {
-				if ctx.Err() == nil {
-					once.Do(func() {
-						r.mu.Lock()
-						r.stopped = r.explain(err, fileLimit)
-						r.mu.Unlock()
-						cancel()
-					})
-				}
-				return
-			}
-			r.mu.Lock()
-			r.sessions = append(r.sessions, s)
-			r.mu.Unlock()
-			r.readers.Add(1)
-			go func() { defer r.readers.Done(); r.read(s) }()
-		}()
-	}
-	wg.Wait()
-	if r.stopped != "" {
-		r.stopped = fmt.Sprintf("stopped at %d sessions: %s", len(r.sessions), r.stopped)
-	} else if ctx.Err() != nil && len(r.sessions) < n {
+		s, err := t.dial.login(ctx, local, idleName(r.cfg.UserPrefix, i), r.cfg.Password, false)
+		if err != nil {
+			return err
+		}
+		r.mu.Lock()
+		r.sessions = append(r.sessions, s)
+		r.mu.Unlock()
+		r.readers.Add(1)
+		go func() { defer r.readers.Done(); r.read(s) }()
+		return nil
+	})
+	switch {
+	case ctx.Err() != nil && len(r.sessions) < n:
 		r.stopped = fmt.Sprintf("stopped at %d sessions: interrupted", len(r.sessions))
+	case err != nil:
+		r.stopped = fmt.Sprintf("stopped at %d sessions: %s", len(r.sessions), r.explain(err, fileLimit))
 	}
 	if !loopback && n > sessionsPerAddr && len(r.sessions) < n {
 		r.stopped += fmt.Sprintf(" (the server is not on loopback, so all sessions come from one address, whose ports run out near %d)", sessionsPerAddr)
