@@ -30,10 +30,11 @@ var (
 
 // reserve returns q, or a new queue when q is nil, with room for n more
 // bytes: a small buffer is swapped for a large one when n does not fit.
-// Past the large size, append grows the buffer as usual.
-func reserve(q *outBuf, n int) *outBuf {
+// Past the large size, append grows the buffer as usual. busy starts a
+// new queue in a large buffer: the session's last queue needed one.
+func reserve(q *outBuf, n int, busy bool) *outBuf {
 	if q == nil {
-		if n <= smallOutBuf {
+		if n <= smallOutBuf && !busy {
 			return smallOutBufs.Get().(*outBuf)
 		}
 		return largeOutBufs.Get().(*outBuf)

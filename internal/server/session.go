@@ -34,6 +34,7 @@ type session struct {
 	writing  bool    // a writer goroutine is running
 	finished bool    // the writer closed the connection
 	closing  bool
+	busy     bool // the last queue outgrew a small buffer: start large
 	reason   closeReason
 	drained  *sync.Cond // made on first use: the reader waits on the writer
 
@@ -91,7 +92,7 @@ func (s *session) relayLocked(target, sender, text []byte) (queued, wake, tooSlo
 		s.closeLocked(reasonTooSlow)
 		return false, false, true
 	}
-	s.out = reserve(s.out, n)
+	s.out = reserve(s.out, n, s.busy)
 	wake = len(s.out.b) == 0 && !s.writing
 	s.out.b = protocol.AppendRelay(s.out.b, target, sender, text)
 	if size := len(s.out.b); size > 64<<10 {
@@ -109,7 +110,7 @@ func (s *session) enqueue(appendLine func([]byte) []byte) (queued bool) {
 		s.mu.Unlock()
 		return false
 	}
-	s.out = reserve(s.out, shortLine)
+	s.out = reserve(s.out, shortLine, false)
 	before := len(s.out.b)
 	s.out.b = appendLine(s.out.b)
 	if len(s.out.b) > s.srv.cfg.MaxQueue {
@@ -165,7 +166,7 @@ func (s *session) closeLocked(r closeReason) bool {
 		s.out.b = s.out.b[:0]
 	}
 	if reasonInfo[r].end != "" {
-		s.out = reserve(s.out, shortLine)
+		s.out = reserve(s.out, shortLine, false)
 		s.out.b = r.appendEnd(s.out.b)
 	}
 	return true
@@ -199,6 +200,9 @@ func (s *session) writeLoop() {
 		s.mu.Lock()
 		p := s.out
 		s.out = nil
+		if p != nil {
+			s.busy = cap(p.b) >= largeOutBuf
+		}
 		closing := s.closing
 		if s.drained != nil {
 			s.drained.Broadcast()
