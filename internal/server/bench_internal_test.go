@@ -35,6 +35,7 @@ func benchServer(b *testing.B) *Server {
 
 func benchSession(srv *Server, name string) *session {
 	s := &session{srv: srv, conn: &discardTransport{}, in: &countingReader{}, name: name}
+	s.writer = s.writeLoop
 	srv.dir.Register(s)
 	return s
 }

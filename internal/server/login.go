@@ -177,6 +177,7 @@ func (s *Server) startSession(conn Transport, in *countingReader, rd *protocol.R
 		remote: remote,
 		since:  s.cfg.Now(),
 	}
+	sess.writer = sess.writeLoop
 	sess.out = reserve(nil, shortLine, false)
 	sess.out.b = protocol.AppendAccept(sess.out.b, name)
 	s.readers.Add(1)

@@ -35,8 +35,11 @@ type session struct {
 	finished bool    // the writer closed the connection
 	closing  bool
 	busy     bool // the last queue outgrew a small buffer: start large
-	reason   closeReason
-	drained  *sync.Cond // made on first use: the reader waits on the writer
+	// writer is writeLoop bound once, so starting a writer for each
+	// burst allocates nothing.
+	writer  func()
+	reason  closeReason
+	drained *sync.Cond // made on first use: the reader waits on the writer
 
 	// deadlineSet is when the write deadline was last moved; only the
 	// running writer touches it.
@@ -135,7 +138,7 @@ func (s *session) nudge() {
 	s.mu.Unlock()
 	if start {
 		s.srv.writers.Add(1)
-		go s.writeLoop()
+		go s.writer()
 	}
 }
 
