@@ -18,6 +18,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/messager/messager/internal/protocol"
 	"github.com/messager/messager/internal/server"
 	"github.com/messager/messager/internal/users"
 )
@@ -96,7 +97,36 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 	return nil, usageError(fmt.Errorf("bad --log-format %q: want text or json", format))
 }
 
+// check refuses flag values the server cannot run with, rather than
+// replacing them with defaults behind the operator's back.
+func (o serveOptions) check() error {
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"--check-interval", o.checkInterval}, {"--write-timeout", o.writeTimeout}, {"--login-timeout", o.loginTimeout}, {"--shutdown-timeout", o.shutdownPeriod}} {
+		if d.v <= 0 {
+			return usageError(fmt.Errorf("%s must be positive, not %v", d.name, d.v))
+		}
+	}
+	switch {
+	case o.maxQueue < protocol.MaxServerLine:
+		return usageError(fmt.Errorf("--max-queue must be at least %d bytes (one longest line), not %d", protocol.MaxServerLine, o.maxQueue))
+	case o.maxSessions < 1:
+		return usageError(fmt.Errorf("--max-sessions must be at least 1, not %d", o.maxSessions))
+	case o.maxUnauth < 1:
+		return usageError(fmt.Errorf("--max-unauth-per-addr must be at least 1, not %d", o.maxUnauth))
+	case o.loginParallel < 0:
+		return usageError(fmt.Errorf("--login-parallel must be 0 (one per CPU) or more, not %d", o.loginParallel))
+	case o.pprof && o.metrics == "":
+		return usageError(errors.New("--pprof needs --metrics ADDR to serve on"))
+	}
+	return nil
+}
+
 func runServe(ctx context.Context, o serveOptions, stderr io.Writer) error {
+	if err := o.check(); err != nil {
+		return err
+	}
 	log, err := newLogger(stderr, o.logFormat, o.logLevel)
 	if err != nil {
 		return err
