@@ -117,3 +117,28 @@ func (s *session) queued() int {
 	}
 	return len(s.out.b)
 }
+
+// TestMidBatchWake: a queue that passes a share of its bound with no
+// writer running asks to be woken at once, in the middle of the sender's
+// read, not after it; once its writer runs it asks no more.
+func TestMidBatchWake(t *testing.T) {
+	s := &session{srv: &Server{cfg: Config{MaxQueue: MinMaxQueue}}}
+	text := bytes.Repeat([]byte("x"), 1000)
+	urgentAt := -1
+	for i := 0; i < 40; i++ {
+		queued, _, urgent, tooSlow := s.relayLocked([]byte("bob"), []byte("alice"), text)
+		if !queued || tooSlow {
+			t.Fatalf("message %d not queued", i)
+		}
+		if urgent {
+			if urgentAt >= 0 {
+				t.Fatalf("urgent again at %d after %d", i, urgentAt)
+			}
+			urgentAt = i
+			s.writing = true // what nudge does
+		}
+	}
+	if size := urgentAt * 1016; urgentAt < 0 || size > MinMaxQueue/wakeShare+1016 {
+		t.Fatalf("urgent at message %d, want once the queue passed %d bytes", urgentAt, MinMaxQueue/wakeShare)
+	}
+}

@@ -24,8 +24,14 @@ func (s *Server) serveConn(raw net.Conn) {
 	}
 	deadline := s.cfg.Now().Add(s.cfg.LoginTimeout)
 	_ = raw.SetDeadline(deadline)
-	if !s.track(raw) {
+	if r := s.track(raw); r != reasonNone {
+		// Nothing is sent: a TLS handshake is what a flood must not get.
 		raw.Close()
+		s.stats.Closes[r].Add(1)
+		if r == reasonPendingFull {
+			s.logs.log(s.cfg.Logger, slog.LevelWarn, r.String(), "connection refused: too many connections waiting to log in",
+				"remote", raw.RemoteAddr().String(), "max_pending", s.cfg.MaxPending)
+		}
 		return
 	}
 	tc := tls.Server(raw, s.tls)
@@ -61,7 +67,13 @@ func (s *Server) serveConn(raw net.Conn) {
 		_, _ = conn.Write(r.appendEnd(nil))
 		s.stats.Closes[r].Add(1)
 		level := [...]slog.Level{slog.LevelDebug, slog.LevelInfo, slog.LevelWarn}[reasonInfo[r].level]
-		log.Log(context.Background(), level, "connection refused", append([]any{"reason", r.String()}, attrs...)...)
+		key := r.String()
+		if r == reasonBadLogin {
+			// One line per address and second keeps what a tool like
+			// fail2ban needs, without one line per guess.
+			key += " " + addr
+		}
+		s.logs.log(log, level, key, refusalMessage(r), append([]any{"reason", r.String()}, attrs...)...)
 	}
 	if limited {
 		s.stats.LoginsRefused.Add(1)
@@ -96,12 +108,17 @@ func (s *Server) serveConn(raw net.Conn) {
 			continue
 		}
 		q, err := protocol.ParseQuery(line)
-		if err != nil || q.Kind == protocol.KindMsg {
+		switch {
+		case err != nil:
 			refuse(reasonProtocol)
 			return
-		}
-		if q.Kind == protocol.KindEnd {
+		case q.Kind == protocol.KindEnd:
 			refuse(reasonEndAccepted)
+			return
+		case q.Kind != protocol.KindAuth:
+			// Only AUTH costs a password check and counts with the
+			// throttle; anything else before login is a protocol error.
+			refuse(reasonProtocol)
 			return
 		}
 		name := string(q.User)
@@ -115,11 +132,36 @@ func (s *Server) serveConn(raw net.Conn) {
 			refuse(r, "user", name)
 			return
 		}
+		if f := s.afterVerify.Load(); f != nil {
+			(*f)(name)
+		}
+		sess := s.newSession(conn, in, name, addr, raw.RemoteAddr().String())
+		if !s.register(sess) {
+			// The account was removed while its password was checked.
+			s.stats.LoginsFailed.Add(1)
+			refuse(reasonBadLogin, "user", name)
+			return
+		}
 		authed = true
 		s.untrack(raw)
-		s.startSession(conn, in, rd, name, addr, raw.RemoteAddr().String())
+		s.startSession(sess, rd)
 		return
 	}
+}
+
+// refusalMessage is the log message of a connection ended before login.
+func refusalMessage(r closeReason) string {
+	switch r {
+	case reasonBadLogin:
+		return "login failed"
+	case reasonLoginTimeout:
+		return "login timed out"
+	case reasonEndAccepted:
+		return "ended before login"
+	case reasonShutdown:
+		return "closed before login: shutting down"
+	}
+	return "connection refused"
 }
 
 // login checks a password, with the address's throttle around it. It
@@ -163,11 +205,8 @@ func (s *Server) login(ctx context.Context, addr, name string, password []byte) 
 	return reasonNone
 }
 
-// startSession registers a logged-in connection, answers ACCEPT, and
-// starts its reader and writer.
-func (s *Server) startSession(conn Transport, in *countingReader, rd *protocol.Reader, name, addr, remote string) {
-	_ = conn.SetReadDeadline(time.Time{})
-	_ = conn.SetWriteDeadline(time.Time{})
+// newSession makes the session of a connection whose login succeeded.
+func (s *Server) newSession(conn Transport, in *countingReader, name, addr, remote string) *session {
 	sess := &session{
 		srv:    s,
 		conn:   conn,
@@ -179,11 +218,33 @@ func (s *Server) startSession(conn Transport, in *countingReader, rd *protocol.R
 	}
 	sess.writer = sess.writeLoop
 	sess.out = reserve(nil, shortLine, false)
-	sess.out.b = protocol.AppendAccept(sess.out.b, name)
-	s.readers.Add(1)
+	sess.out.b = protocol.AppendAccept(sess.out.b, sess.name)
+	return sess
+}
+
+// register makes sess the session of its user, replacing an older one,
+// unless the user is no longer in the table. It holds the table's lock
+// for reading: a reload that removes the user either runs before (and
+// the login is refused here) or after (and walks this session).
+func (s *Server) register(sess *session) bool {
+	s.tableMu.RLock()
+	defer s.tableMu.RUnlock()
+	if !s.users.Load().Has(sess.name) {
+		return false
+	}
 	if old := s.dir.Register(sess); old != nil {
 		old.close(reasonReplaced)
 	}
+	return true
+}
+
+// startSession answers ACCEPT to a registered session and starts its
+// reader and writer.
+func (s *Server) startSession(sess *session, rd *protocol.Reader) {
+	name, remote := sess.name, sess.remote
+	_ = sess.conn.SetReadDeadline(time.Time{})
+	_ = sess.conn.SetWriteDeadline(time.Time{})
+	s.readers.Add(1)
 	s.stats.LoginsOK.Add(1)
 	s.cfg.Logger.Info("logged in", "user", name, "remote", remote)
 	sess.nudge()
@@ -198,14 +259,23 @@ func (s *Server) startSession(conn Transport, in *countingReader, rd *protocol.R
 }
 
 // track remembers a connection until it logs in, so Shutdown can end it.
-func (s *Server) track(c net.Conn) bool {
+// It refuses the connection when the server is stopping, when MaxPending
+// connections are already waiting to log in, or when taking it would eat
+// into the files kept for logged-in users.
+func (s *Server) track(c net.Conn) closeReason {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.stopping.Load() {
-		return false
+		return reasonShutdown
+	}
+	if len(s.pending) >= s.cfg.MaxPending {
+		return reasonPendingFull
+	}
+	if s.cfg.FileLimit > 0 && len(s.pending)+s.dir.Len() >= s.cfg.FileLimit-s.cfg.FileReserve {
+		return reasonPendingFull
 	}
 	s.pending[c] = struct{}{}
-	return true
+	return reasonNone
 }
 
 func (s *Server) untrack(c net.Conn) {

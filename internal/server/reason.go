@@ -23,6 +23,7 @@ const (
 	reasonPeerGone                    // the peer closed or reset the connection
 	reasonWriteFailed                 // a write failed or timed out
 	reasonHandshakeFailed             // the TLS handshake failed
+	reasonPendingFull                 // too many connections waiting to log in, server-wide
 	numReasons
 )
 
@@ -48,6 +49,7 @@ var reasonInfo = [numReasons]struct {
 	reasonPeerGone:        {"peer_gone", "", false, 1},
 	reasonWriteFailed:     {"write_failed", "", false, 2},
 	reasonHandshakeFailed: {"handshake_failed", "", false, 0},
+	reasonPendingFull:     {"pending_full", "", false, 2},
 }
 
 func (r closeReason) String() string { return reasonInfo[r].name }

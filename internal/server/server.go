@@ -44,6 +44,18 @@ type Config struct {
 	// MaxUnauthPerAddr is the most connections one address may have open
 	// before logging in.
 	MaxUnauthPerAddr int
+	// MaxPending is the most connections, from all addresses together,
+	// that may be open before logging in; more are closed at once. Zero
+	// derives it from the open-file limit (an eighth of it).
+	MaxPending int
+	// FileReserve is how many open files the server keeps free for
+	// logged-in users, the metrics endpoint and its own files: no new
+	// connection is taken while fewer are left. Zero derives it from the
+	// open-file limit.
+	FileReserve int
+	// FileLimit is the open-file limit the caps are derived from; zero
+	// reads the process's own.
+	FileLimit int
 	// Throttle slows down and refuses repeated failed logins.
 	Throttle ThrottleConfig
 	// Logger receives the server's logs.
@@ -59,8 +71,18 @@ const (
 	DefaultLoginTimeout     = 10 * time.Second
 	DefaultSlowCloseTimeout = time.Second
 	DefaultMaxQueue         = 1 << 20
+	// MinMaxQueue is the smallest queue bound: what one network read of a
+	// sender can queue on one target. A read is at most 32 KiB of MSG
+	// lines, which grow by up to 40% as RELAY lines (the shortest MSG,
+	// 10 bytes, becomes a 14-byte RELAY), plus one longest server line;
+	// a smaller bound would close a receiver that reads promptly.
+	MinMaxQueue             = 64 << 10
 	DefaultMaxSessions      = 100_000
 	DefaultMaxUnauthPerAddr = 64
+	// DefaultMaxPending is MaxPending when the open-file limit is unknown.
+	DefaultMaxPending = 1024
+	minPending        = 64
+	minFileReserve    = 64
 )
 
 func (c *Config) setDefaults() {
@@ -79,14 +101,23 @@ func (c *Config) setDefaults() {
 	if c.MaxQueue <= 0 {
 		c.MaxQueue = DefaultMaxQueue
 	}
-	if c.MaxQueue < protocol.MaxServerLine {
-		c.MaxQueue = protocol.MaxServerLine
-	}
 	if c.MaxSessions <= 0 {
 		c.MaxSessions = DefaultMaxSessions
 	}
 	if c.MaxUnauthPerAddr <= 0 {
 		c.MaxUnauthPerAddr = DefaultMaxUnauthPerAddr
+	}
+	if c.FileLimit <= 0 {
+		c.FileLimit = openFileLimit()
+	}
+	if c.MaxPending <= 0 {
+		c.MaxPending = DefaultMaxPending
+		if c.FileLimit > 0 {
+			c.MaxPending = max(minPending, c.FileLimit/8)
+		}
+	}
+	if c.FileReserve <= 0 && c.FileLimit > 0 {
+		c.FileReserve = max(minFileReserve, c.FileLimit/50)
 	}
 	if c.Throttle == (ThrottleConfig{}) {
 		c.Throttle = DefaultThrottle
@@ -111,12 +142,21 @@ type Server struct {
 	stats    Stats
 	throttle *throttle
 	unauth   connLimiter
+	logs     *logLimiter
 
 	stopping atomic.Bool
 	done     chan struct{} // closed when shutdown starts
 	stopped  chan struct{} // closed when shutdown ends
 	ctx      context.Context
 	cancel   context.CancelFunc
+
+	// tableMu orders swaps of the user table against registrations: a
+	// swap (write) walks the sessions, a registration (read) checks the
+	// table, so no session of a removed user survives a reload.
+	tableMu sync.RWMutex
+	// afterVerify, set by tests, runs between a login's password check
+	// and its registration.
+	afterVerify atomic.Pointer[func(name string)]
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
@@ -138,9 +178,18 @@ func New(cfg Config) (*Server, error) {
 		return nil, errors.New("server: no user table")
 	}
 	cfg.setDefaults()
+	if cfg.MaxQueue < MinMaxQueue {
+		return nil, fmt.Errorf("server: the queue bound must be at least %d bytes (what one read of a sender can queue), not %d", MinMaxQueue, cfg.MaxQueue)
+	}
 	tc := cfg.TLS.Clone()
 	if tc.MinVersion < tls.VersionTLS12 {
 		tc.MinVersion = tls.VersionTLS12
+	}
+	if tc.CipherSuites == nil {
+		// TLS 1.2 gets AEAD suites with forward secrecy only (no CBC:
+		// LUCKY13 and its kin); TLS 1.3 suites are not configurable
+		// and are all AEAD.
+		tc.CipherSuites = aeadSuites
 	}
 	// Large records cost less per byte; a chat relay has no first-paint
 	// latency to protect.
@@ -151,6 +200,7 @@ func New(cfg Config) (*Server, error) {
 		tls:       tc,
 		dir:       newHub(),
 		throttle:  newThrottle(cfg.Throttle, cfg.Now),
+		logs:      newLogLimiter(time.Second, cfg.Now),
 		unauth:    connLimiter{max: cfg.MaxUnauthPerAddr, byAddr: make(map[string]int)},
 		done:      make(chan struct{}),
 		stopped:   make(chan struct{}),
@@ -167,6 +217,13 @@ func New(cfg Config) (*Server, error) {
 
 // Stats returns the server's live counters.
 func (s *Server) Stats() *Stats { return &s.stats }
+
+// Pending reports how many connections are open but not logged in yet.
+func (s *Server) Pending() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.pending)
+}
 
 // Online reports how many users are logged in.
 func (s *Server) Online() int { return s.dir.Len() }
@@ -191,11 +248,14 @@ func (s *Server) Serve(ln net.Listener) error {
 			}
 			var ne net.Error
 			if errors.As(err, &ne) && !errors.Is(err, net.ErrClosed) {
-				// Out of file descriptors and the like: wait, then go on,
-				// as net/http does.
+				// Out of file descriptors and the like: stop accepting for
+				// a moment, then go on, as net/http does.
 				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-				s.cfg.Logger.Warn("accept failed; retrying", "err", err, "after", backoff)
-				time.Sleep(backoff)
+				s.logs.log(s.cfg.Logger, slog.LevelWarn, "accept", "accept failed; pausing", "err", err, "pause", backoff)
+				select {
+				case <-time.After(backoff):
+				case <-s.done:
+				}
 				continue
 			}
 			return fmt.Errorf("accept: %w", err)
@@ -209,6 +269,8 @@ func (s *Server) Serve(ln net.Listener) error {
 // SetUsers replaces the user table. Sessions of users no longer in it are
 // closed with END <account removed>; other sessions go on.
 func (s *Server) SetUsers(t *users.Table) {
+	s.tableMu.Lock()
+	defer s.tableMu.Unlock()
 	s.users.Store(t)
 	for _, sess := range s.dir.Sessions() {
 		if !t.Has(sess.name) {
@@ -308,6 +370,16 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.writers.Wait()
 	s.loops.Wait()
 	return err
+}
+
+// aeadSuites are the TLS 1.2 suites the server offers.
+var aeadSuites = []uint16{
+	tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+	tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
 }
 
 // settleAfterLogins is how many logins since the last settle make the

@@ -384,7 +384,7 @@ func TestShutdown(t *testing.T) {
 // gets a CNT for each and, reading them promptly, is never closed as too
 // slow by its own answers, even with a small queue bound.
 func TestCNTFlood(t *testing.T) {
-	srv := servertest.Start(t, testUsers, func(c *server.Config) { c.MaxQueue = 16 << 10 })
+	srv := servertest.Start(t, testUsers, func(c *server.Config) { c.MaxQueue = server.MinMaxQueue })
 	alice := login(t, srv, "alice", "pw-alice")
 	const n = 20000
 	go func() {

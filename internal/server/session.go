@@ -54,6 +54,9 @@ type session struct {
 	held      *session // whose mu relay holds between messages
 	relayed   int64
 	notOnline int64
+	// dropped counts messages lost with the queue of a closing session;
+	// guarded by mu, published by finishClose.
+	dropped int64
 }
 
 // countingReader counts the bytes a session reads.
@@ -73,36 +76,50 @@ func (c *countingReader) Read(p []byte) (int, error) {
 // once its batch is done.
 func (s *session) enqueueRelay(target, sender, text []byte) (queued, wake bool) {
 	s.mu.Lock()
-	queued, wake, tooSlow := s.relayLocked(target, sender, text)
+	queued, wake, urgent, tooSlow := s.relayLocked(target, sender, text)
 	s.mu.Unlock()
 	if tooSlow {
 		s.finishClose(reasonTooSlow)
+	}
+	if urgent {
+		s.nudge()
+		wake = false
 	}
 	return queued, wake
 }
 
 // relayLocked appends a RELAY line to the queue; s.mu is held. wake is
 // set for the first line into an empty queue with no writer running: only
-// that one needs a nudge. tooSlow means the line did not fit and the
-// session is now closing; the caller must call finishClose once it has
-// let go of the lock.
-func (s *session) relayLocked(target, sender, text []byte) (queued, wake, tooSlow bool) {
+// that one needs a nudge, once the sender's read is handled. urgent is set
+// when the queue has passed a share of its bound with no writer running:
+// the caller must nudge the writer now, once it has let go of the lock,
+// rather than after the read, or a small bound fills within one read of a
+// fast sender while the receiver waits to be woken. tooSlow means the line
+// did not fit and the session is now closing; the caller must call
+// finishClose once it has let go of the lock.
+func (s *session) relayLocked(target, sender, text []byte) (queued, wake, urgent, tooSlow bool) {
 	if s.closing {
-		return false, false, false
+		return false, false, false, false
 	}
 	n := protocol.RelayLen(target, sender, text)
 	if s.out != nil && len(s.out.b)+n > s.srv.cfg.MaxQueue {
 		s.closeLocked(reasonTooSlow)
-		return false, false, true
+		return false, false, false, true
 	}
 	s.out = reserve(s.out, n, s.busy)
 	wake = len(s.out.b) == 0 && !s.writing
 	s.out.b = protocol.AppendRelay(s.out.b, target, sender, text)
-	if size := len(s.out.b); size > 64<<10 {
+	size := len(s.out.b)
+	if size > 64<<10 {
 		s.srv.stats.noteQueue(size)
 	}
-	return true, wake, false
+	urgent = !s.writing && size > s.srv.cfg.MaxQueue/wakeShare
+	return true, wake, urgent, false
 }
+
+// wakeShare: a queue past 1/wakeShare of its bound wakes its writer at
+// once, in the middle of a sender's read.
+const wakeShare = 4
 
 // enqueue queues a server line built by appendLine. False means the
 // session is closing or the line did not fit (the session is then closed
@@ -166,7 +183,7 @@ func (s *session) closeLocked(r closeReason) bool {
 		s.drained.Broadcast()
 	}
 	if r == reasonTooSlow && s.out != nil {
-		s.out.b = s.out.b[:0]
+		s.dropLocked()
 	}
 	if reasonInfo[r].end != "" {
 		s.out = reserve(s.out, shortLine, false)
@@ -175,8 +192,38 @@ func (s *session) closeLocked(r closeReason) bool {
 	return true
 }
 
+// dropLocked empties the queue of a session that will never receive it,
+// counting the messages lost with it; s.mu is held.
+func (s *session) dropLocked() {
+	s.dropped += countRelays(s.out.b)
+	s.out.b = s.out.b[:0]
+}
+
+// countRelays counts the RELAY lines in queued bytes, a partial first line
+// included: they are the messages lost when the bytes are.
+func countRelays(b []byte) int64 {
+	n := int64(0)
+	for len(b) > 0 {
+		if bytes.HasPrefix(b, relayWord) {
+			n++
+		}
+		i := bytes.IndexByte(b, '\n')
+		if i < 0 {
+			break
+		}
+		b = b[i+1:]
+	}
+	return n
+}
+
+var relayWord = []byte("RELAY ")
+
 // finishClose does the work of a first close outside the lock.
 func (s *session) finishClose(r closeReason) {
+	// The reader must handle no further line of a closed session, even
+	// while the writer still flushes its END to a peer that stopped
+	// reading: a replaced or removed user's messages stop here.
+	_ = s.conn.SetReadDeadline(s.srv.cfg.Now())
 	if r == reasonTooSlow {
 		// The END is best effort: a receiver that stopped reading gets a
 		// short deadline, not the full write timeout.
@@ -185,13 +232,21 @@ func (s *session) finishClose(r closeReason) {
 	s.nudge()
 	s.srv.dir.Unregister(s)
 	s.srv.stats.Closes[r].Add(1)
-	s.logClose(r)
+	s.mu.Lock()
+	dropped := s.dropped
+	s.dropped = 0
+	s.mu.Unlock()
+	s.srv.stats.Dropped.Add(dropped)
+	s.logClose(r, dropped)
 }
 
-func (s *session) logClose(r closeReason) {
+func (s *session) logClose(r closeReason, dropped int64) {
 	level := [...]slog.Level{slog.LevelDebug, slog.LevelInfo, slog.LevelWarn}[reasonInfo[r].level]
-	s.srv.cfg.Logger.Log(context.Background(), level, "session closed", "user", s.name, "remote", s.remote,
-		"reason", r.String(), "duration", time.Since(s.since).Round(time.Millisecond))
+	attrs := []any{"user", s.name, "remote", s.remote, "reason", r.String(), "duration", time.Since(s.since).Round(time.Millisecond)}
+	if dropped > 0 {
+		attrs = append(attrs, "dropped", dropped)
+	}
+	s.srv.cfg.Logger.Log(context.Background(), level, "session closed", attrs...)
 }
 
 // writeLoop takes everything queued and writes it in one call under a
@@ -220,26 +275,33 @@ func (s *session) writeLoop() {
 			return
 		}
 		s.mu.Unlock()
-		err := s.write(p.b, closing)
-		putOutBuf(p)
+		n, err := s.write(p.b, closing)
 		if err != nil {
+			lost := countRelays(p.b[n:])
+			putOutBuf(p)
 			s.close(reasonWriteFailed)
 			s.mu.Lock()
 			s.writing, s.finished = false, true
 			if s.out != nil {
+				lost += countRelays(s.out.b)
 				putOutBuf(s.out)
 				s.out = nil
 			}
 			s.mu.Unlock()
+			if lost > 0 {
+				s.srv.stats.Dropped.Add(lost)
+			}
 			s.conn.Close()
 			return
 		}
+		putOutBuf(p)
 	}
 }
 
-func (s *session) write(b []byte, closing bool) error {
+// write writes b and reports how much of it was written.
+func (s *session) write(b []byte, closing bool) (int, error) {
 	if len(b) == 0 {
-		return nil
+		return 0, nil
 	}
 	// Moving the deadline costs a timer update; once per tenth of the
 	// timeout is close enough. A closing session keeps the deadline it
@@ -247,12 +309,12 @@ func (s *session) write(b []byte, closing bool) error {
 	if now := s.srv.cfg.Now(); now.Sub(s.deadlineSet) > s.srv.cfg.WriteTimeout/10 && !closing {
 		s.deadlineSet = now
 		if err := s.conn.SetWriteDeadline(now.Add(s.srv.cfg.WriteTimeout)); err != nil {
-			return err
+			return 0, err
 		}
 	}
 	n, err := s.conn.Write(b)
 	s.srv.stats.BytesOut.Add(int64(n))
-	return err
+	return n, err
 }
 
 // readLoop handles what the client sends after login, one network read at
@@ -276,6 +338,9 @@ func (s *session) readLoop(rd *protocol.Reader) {
 			}
 			if s.srv.stopping.Load() && isTimeout(err) {
 				return // shutdown stopped the reader; Shutdown closes the session
+			}
+			if s.closed.Load() {
+				return // closed by someone else; the writer ends the connection
 			}
 			s.close(reasonPeerGone)
 			s.conn.Close()
@@ -310,13 +375,18 @@ func (s *session) handleBuffered(rd *protocol.Reader) (stop bool) {
 		s.close(r)
 		return true
 	}
-	return false
+	return s.closed.Load()
 }
 
 // handleLines handles complete lines until there are no more or one ends
 // the session, whose reason it returns.
 func (s *session) handleLines(rd *protocol.Reader) closeReason {
 	for {
+		if s.closed.Load() {
+			// Closed by someone else (replaced, removed, too slow): the
+			// rest of what was read is not handled.
+			return reasonNone
+		}
 		line, err := rd.Next()
 		if err != nil {
 			return reasonLineTooLong
@@ -361,10 +431,14 @@ func (s *session) relay(target, sender, text []byte) {
 			t.mu.Lock()
 			s.held = t
 		}
-		queued, wake, tooSlow := t.relayLocked(target, sender, text)
+		queued, wake, urgent, tooSlow := t.relayLocked(target, sender, text)
 		if queued {
 			s.relayed++
-			if wake {
+			switch {
+			case urgent:
+				s.release()
+				t.nudge()
+			case wake:
 				s.touched = append(s.touched, t)
 			}
 			return

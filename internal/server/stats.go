@@ -5,11 +5,15 @@ import "sync/atomic"
 // Stats are the server's counters. Readers add to them once per network
 // read, not once per message, so the counters cost the relay path little.
 type Stats struct {
-	LoginsOK       atomic.Int64
-	LoginsFailed   atomic.Int64
-	LoginsRefused  atomic.Int64 // throttled, full, or too many connections
-	Relayed        atomic.Int64 // MSG lines queued on a target's session
-	NotOnline      atomic.Int64 // MSG lines answered with CNT
+	LoginsOK      atomic.Int64
+	LoginsFailed  atomic.Int64
+	LoginsRefused atomic.Int64 // throttled, full, or too many connections
+	Relayed       atomic.Int64 // MSG lines queued on a target's session
+	NotOnline     atomic.Int64 // MSG lines answered with CNT
+	// Dropped counts relayed messages lost with the queue of a session
+	// that was closed before they were written (too slow, write failed):
+	// Relayed minus Dropped is what reached the receivers' sockets.
+	Dropped        atomic.Int64
 	BytesIn        atomic.Int64
 	BytesOut       atomic.Int64
 	QueueHighWater atomic.Int64 // the largest send queue seen, in bytes
