@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+
+	"github.com/messager/messager/internal/client"
 )
 
 func main() {
@@ -31,12 +33,19 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	var ec *exitError
 	if errors.As(err, &ec) {
 		if ec.err != nil {
-			fmt.Fprintf(stderr, "messager: %v\n", ec.err)
+			printError(stderr, ec.err)
 		}
 		return ec.code
 	}
-	fmt.Fprintf(stderr, "messager: %v\n", err)
+	printError(stderr, err)
 	return 1
+}
+
+// printError writes an error to stderr. Errors may quote what a server
+// sent (an END reason, a name in its certificate), so every line is
+// escaped: nothing from the network reaches the terminal raw.
+func printError(stderr io.Writer, err error) {
+	fmt.Fprintf(stderr, "messager: %s\n", client.EscapeLines(err.Error()))
 }
 
 func newRootCmd() *cobra.Command {

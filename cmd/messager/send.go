@@ -8,7 +8,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/messager/messager/internal/chat"
 	"github.com/messager/messager/internal/client"
 	"github.com/messager/messager/internal/protocol"
 )
@@ -60,7 +59,7 @@ asked for on a terminal.`,
 				return err
 			}
 			if !relayed {
-				return withExitCode(sendExitNotOnline, fmt.Errorf("%s is not online", chat.Escape(to)))
+				return withExitCode(sendExitNotOnline, fmt.Errorf("%s is not online", client.Escape(to)))
 			}
 			return nil
 		},

@@ -154,9 +154,9 @@ func (s *session) loop(ctx context.Context) {
 			s.err = err
 			return
 		}
-		s.out.notice("connection lost: %s; reconnecting", Escape(err.Error()))
+		s.out.notice("connection lost: %s; reconnecting", client.Escape(err.Error()))
 		conn, err = client.Reconnect(ctx, s.cfg.Backoff, s.cfg.Connect, func(err error, wait time.Duration) {
-			s.out.notice("cannot connect: %s; trying again in %s", Escape(err.Error()), wait.Round(100*time.Millisecond))
+			s.out.notice("cannot connect: %s; trying again in %s", client.Escape(err.Error()), wait.Round(100*time.Millisecond))
 		})
 		if err != nil {
 			if s.quitting.Load() && ctx.Err() != nil {
@@ -482,7 +482,7 @@ func (s *session) command(rl *readline.Instance, line string) bool {
 				s.out.notice("sending to %s", s.to)
 			}
 		default:
-			s.out.notice("unknown command %s; /help lists the commands", Escape(word))
+			s.out.notice("unknown command %s; /help lists the commands", client.Escape(word))
 		}
 		return false
 	}

@@ -7,11 +7,11 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -489,26 +489,7 @@ func TestInteractiveLoggedInElsewhere(t *testing.T) {
 // and certificate fingerprint.
 func hostileServer(t *testing.T, lines ...string) (addr, fingerprint string) {
 	t.Helper()
-	certPEM, keyPEM, err := certs.Generate([]string{"127.0.0.1"}, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := tls.X509KeyPair(certPEM, keyPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		defer c.Close()
-		r := bufio.NewReader(c)
+	return fakeServer(t, func(c net.Conn, r *bufio.Reader) {
 		if _, err := r.ReadString('\n'); err != nil { // AUTH
 			return
 		}
@@ -526,8 +507,7 @@ func hostileServer(t *testing.T, lines ...string) (addr, fingerprint string) {
 				return
 			}
 		}
-	}()
-	return ln.Addr().String(), certs.Fingerprint(cert.Certificate[0])
+	})
 }
 
 func TestHostileTextEscaped(t *testing.T) {

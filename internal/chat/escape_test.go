@@ -11,57 +11,26 @@ import (
 	"github.com/messager/messager/internal/client"
 )
 
-func TestEscape(t *testing.T) {
-	tests := []struct{ in, want string }{
-		{"", ""},
-		{"hello, world", "hello, world"},
-		{"tab\tkept", "tab\tkept"},
-		{"héllo ✓ 日本", "héllo ✓ 日本"},
-		{"\x1b[2J\x1b[H", `\x1b[2J\x1b[H`},
-		{"fake\r\nalice: hi", `fake\x0d\x0aalice: hi`},
-		{"bell\x07 del\x7f nul\x00", `bell\x07 del\x7f nul\x00`},
-		{"csi\u009b31m", `csi\u009b31m`},
-		{"osc\u009d0;title\u009c", `osc\u009d0;title\u009c`},
-		{"bad \xff\xfe utf8", `bad \xff\xfe utf8`},
-		{"truncated \xe2\x82", `truncated \xe2\x82`},
-		{"rlo \u202eevil", `rlo \u202eevil`},
-		{"isolate \u2066x\u2069", `isolate \u2066x\u2069`},
-		{"line\u2028sep", `line\u2028sep`},
-		{`already \x1b`, `already \x1b`},
-	}
-	for _, tt := range tests {
-		if got := Escape(tt.in); got != tt.want {
-			t.Errorf("Escape(%q) = %q, want %q", tt.in, got, tt.want)
-		}
-	}
-}
-
 // safe reports whether s can be written to a terminal: valid UTF-8 with no
-// control character other than TAB and none of the line-forging runes.
+// control character other than TAB and none of the runes client.Escape
+// escapes.
 func safe(s string) bool {
 	if !utf8.ValidString(s) {
 		return false
 	}
 	for _, r := range s {
-		if (r < 0x20 && r != '\t') || r == 0x7f || unsafeRune(r) {
+		if (r < 0x20 && r != '\t') || r == 0x7f || client.EscapedRune(r) {
 			return false
 		}
 	}
 	return true
 }
 
-func FuzzEscape(f *testing.F) {
+func FuzzJSONString(f *testing.F) {
 	f.Add("\x1b[2J plain \u009b \xff \u202e")
-	f.Add("tab\there")
-	f.Add("日本語 \r\n")
+	f.Add("tab\there \"quoted\" back\\slash")
+	f.Add("日本語 \r\n \u200b\ufeff")
 	f.Fuzz(func(t *testing.T, in string) {
-		out := Escape(in)
-		if !safe(out) {
-			t.Fatalf("Escape(%q) = %q is not safe to display", in, out)
-		}
-		if safe(in) && utf8.ValidString(in) && out != in {
-			t.Fatalf("Escape changed safe text %q to %q", in, out)
-		}
 		var js []byte
 		js = appendJSONString(js, in)
 		if !safe(string(js)) {

@@ -37,7 +37,7 @@ func colour(name string) int {
 }
 
 func (o *output) name(b []byte, name string) []byte {
-	name = Escape(name)
+	name = client.Escape(name)
 	if !o.color {
 		return append(b, name...)
 	}
@@ -65,14 +65,14 @@ func (o *output) relay(r client.Relay) {
 	case o.short:
 		b = o.name(b, r.From)
 		b = append(b, ": "...)
-		b = append(b, Escape(r.Text)...)
+		b = append(b, client.Escape(r.Text)...)
 		b = append(b, '\n')
 	default:
 		b = r.Time.AppendFormat(append(b, '['), "15:04")
 		b = append(b, "] "...)
 		b = o.name(b, r.From)
 		b = append(b, ": "...)
-		b = append(b, Escape(r.Text)...)
+		b = append(b, client.Escape(r.Text)...)
 		b = append(b, '\n')
 	}
 	o.buf = b
@@ -90,7 +90,7 @@ func (o *output) sent(t time.Time, from, to, text string) {
 	b = append(b, " → "...)
 	b = o.name(b, to)
 	b = append(b, ": "...)
-	b = append(b, Escape(text)...)
+	b = append(b, client.Escape(text)...)
 	b = append(b, '\n')
 	o.buf = b
 	o.msgs.Write(b)

@@ -60,7 +60,8 @@ var (
 // EndError reports that the server ended the session with END: a refused
 // login, or any other reason the server gave.
 type EndError struct {
-	// Reason is the server's reason, without angle brackets.
+	// Reason is the server's reason, without angle brackets, as sent:
+	// escape it before showing it (Error does).
 	Reason string
 	// ProtocolError is set when the server said the client broke the
 	// protocol (END * <reason>).
@@ -69,14 +70,17 @@ type EndError struct {
 	Login bool
 }
 
+// Error describes the END with the server's reason escaped (see Escape),
+// so that the message is safe to print.
 func (e *EndError) Error() string {
+	reason := Escape(e.Reason)
 	if e.Login {
-		return "login refused: " + e.Reason
+		return "login refused: " + reason
 	}
 	if e.ProtocolError {
-		return "server ended the session (protocol error): " + e.Reason
+		return "server ended the session (protocol error): " + reason
 	}
-	return "server ended the session: " + e.Reason
+	return "server ended the session: " + reason
 }
 
 // Refused reports whether the END refused a login for good: wrong
