@@ -13,8 +13,13 @@ import (
 	"path/filepath"
 )
 
-// Write replaces the file at path with data and mode.
+// Write replaces the file at path with data and mode. When path is a
+// symbolic link, the file it leads to is replaced and the link is kept:
+// an operator who links a file from elsewhere keeps the link.
 func Write(path string, data []byte, mode fs.FileMode) error {
+	if target, err := filepath.EvalSymlinks(path); err == nil {
+		path = target
+	}
 	tmp, err := writeTemp(path, data, mode)
 	if err != nil {
 		return fmt.Errorf("write %s: %w", path, err)

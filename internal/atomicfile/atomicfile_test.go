@@ -57,3 +57,25 @@ func TestWriteMissingFolder(t *testing.T) {
 		t.Fatal("no error for a missing folder")
 	}
 }
+
+// TestWriteThroughSymlink: writing to a symbolic link replaces its target
+// and keeps the link.
+func TestWriteThroughSymlink(t *testing.T) {
+	target := filepath.Join(t.TempDir(), "user.csv")
+	if err := os.WriteFile(target, []byte("old\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(t.TempDir(), "user.csv")
+	if err := os.Symlink(target, link); err != nil {
+		t.Fatal(err)
+	}
+	if err := Write(link, []byte("new\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Lstat(link); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		t.Fatalf("the link was replaced: %v %v", fi.Mode(), err)
+	}
+	if b, err := os.ReadFile(target); err != nil || string(b) != "new\n" {
+		t.Fatalf("target holds %q, %v", b, err)
+	}
+}

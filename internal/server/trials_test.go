@@ -253,4 +253,3 @@ func TestDroppedAreCounted(t *testing.T) {
 }
 
 func pendingCount(srv *servertest.Server) int { return srv.Server.Pending() }
-
