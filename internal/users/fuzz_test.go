@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"strings"
 	"testing"
+
+	"golang.org/x/crypto/bcrypt"
 )
 
-// FuzzParse checks that Parse never panics and that every table it accepts
-// survives a round trip: written in the canonical format and parsed again,
+// FuzzParse checks that Parse never panics, that every hash it accepts is
+// within the cost limits, and that every table it accepts survives a round
+// trip: written in the canonical format and parsed again,
 // it holds the same users with the same credentials.
 func FuzzParse(f *testing.F) {
 	for _, s := range []string{
@@ -20,6 +23,9 @@ func FuzzParse(f *testing.F) {
 		"alice,a\nAlice,b\n",
 		"alice,$argon2id$v=19$m=4194305,t=1,p=1$c2FsdHNhbHRzYWx0c2FsdA$aGFzaGhhc2g",
 		"alice,$2b$99$",
+		"alice,$argon2id$v=19$m=262144,t=2,p=1$c2FsdHNhbHRzYWx0c2FsdA$aGFzaGhhc2g",
+		"alice,$argon2id$v=19$m=31129,t=10,p=16$c2FsdHNhbHRzYWx0c2FsdA$aGFzaGhhc2g",
+		"bob," + strings.Replace(bcryptSecret, "$04$", "$15$", 1),
 		"x,$6$y",
 		"a,b,c\n\n\r\n",
 		"\xff,pw",
@@ -33,6 +39,17 @@ func FuzzParse(f *testing.F) {
 				t.Fatalf("error without line number: %v", err)
 			}
 			return
+		}
+		for _, n := range tab.Names() {
+			c := tab.lookup(n).cred
+			if c.kind == kindArgon2id && checkParams(c.params) != nil {
+				t.Fatalf("user %q: accepted %+v: %v", n, c.params, checkParams(c.params))
+			}
+			if c.kind == kindBcrypt {
+				if cost, err := bcrypt.Cost([]byte(c.encoded)); err != nil || cost > maxBcryptCost {
+					t.Fatalf("user %q: accepted bcrypt cost %d, %v", n, cost, err)
+				}
+			}
 		}
 		out := tab.appendCSV(nil)
 		tab2, err := Parse(bytes.NewReader(out))

@@ -35,15 +35,26 @@ var DefaultParams = Params{Memory: 19 * 1024, Time: 2, Threads: 1}
 // logins per second must not be limited by hashing.
 var CheapParams = Params{Memory: 64, Time: 1, Threads: 1}
 
-// Limits on hash parameters read from a file. Higher values would let one
-// line of the file make each login take minutes or gigabytes.
+// Limits on hash parameters, read from a file or asked of HashWithParams.
+// One check must stay within a small multiple of a check with
+// DefaultParams, or one line of the file could make each login take
+// seconds and gigabytes. The rule for argon2id: at most 256 MiB, 10
+// passes and 16 lanes, and memory × passes at most 8 times DefaultParams'
+// (19 MiB × 2). That admits DefaultParams, every configuration OWASP lists
+// beside it (46 MiB × 1 up to 7 MiB × 5), RFC 9106's second recommendation
+// (64 MiB × 3, 4 lanes) and the defaults of PHP, Django and argon2-cffi
+// (at most 64 MiB × 4); it refuses RFC 9106's first (2 GiB) and
+// libsodium's "moderate" (256 MiB × 3). bcrypt: cost 4 (bcrypt's minimum)
+// to 14, which is 16 times the usual cost 10, about a second per check.
 const (
-	maxArgonMemory  = 4 << 20 // KiB: 4 GiB
-	maxArgonTime    = 100
+	maxArgonMemory  = 256 << 10 // KiB: 256 MiB
+	maxArgonTime    = 10
+	maxArgonThreads = 16
+	maxArgonWork    = 8 * 19 * 1024 * 2 // memory × passes, KiB: 8 × DefaultParams
 	maxArgonKeyLen  = 1024
 	minArgonSaltLen = 8
 	maxArgonSaltLen = 1024
-	maxBcryptCost   = 16 // about 2^16 rounds: a few seconds per check
+	maxBcryptCost   = 14
 )
 
 const (
@@ -92,14 +103,31 @@ func encodeArgon2id(p Params, salt, key []byte) string {
 		base64.RawStdEncoding.EncodeToString(salt), base64.RawStdEncoding.EncodeToString(key))
 }
 
+// checkParams checks p against the limits above.
 func checkParams(p Params) error {
 	switch {
 	case p.Threads < 1:
 		return errors.New("argon2id parallelism must be at least 1")
-	case p.Time < 1 || p.Time > maxArgonTime:
-		return fmt.Errorf("argon2id time %d is outside 1..%d", p.Time, maxArgonTime)
-	case p.Memory < 8*uint32(p.Threads) || p.Memory > maxArgonMemory:
-		return fmt.Errorf("argon2id memory %d KiB is outside %d..%d", p.Memory, 8*uint32(p.Threads), maxArgonMemory)
+	case p.Time < 1:
+		return errors.New("argon2id time must be at least 1")
+	case p.Memory < 8*uint32(p.Threads):
+		return fmt.Errorf("argon2id memory %d KiB is under %d (8 per lane)", p.Memory, 8*uint32(p.Threads))
+	}
+	return checkCost(uint64(p.Memory), uint64(p.Time), uint64(p.Threads))
+}
+
+// checkCost checks argon2id parameters against the upper limits. It takes
+// them as parsed, before they are narrowed to the types of Params.
+func checkCost(memory, passes, threads uint64) error {
+	switch {
+	case threads > maxArgonThreads:
+		return fmt.Errorf("argon2id parallelism %d is over the limit of %d", threads, maxArgonThreads)
+	case passes > maxArgonTime:
+		return fmt.Errorf("argon2id time %d is over the limit of %d passes", passes, maxArgonTime)
+	case memory > maxArgonMemory:
+		return fmt.Errorf("argon2id memory %d KiB is over the limit of %d KiB (%d MiB)", memory, maxArgonMemory, maxArgonMemory>>10)
+	case memory*passes > maxArgonWork:
+		return fmt.Errorf("argon2id memory x time = %d KiB x %d = %d is over the limit of %d (8 times the default)", memory, passes, memory*passes, maxArgonWork)
 	}
 	return nil
 }
@@ -153,8 +181,9 @@ func parseArgon2id(s string) (credential, error) {
 		}
 		vals[i] = n
 	}
-	if vals[2] > 255 {
-		return bad(fmt.Sprintf("parallelism %d is over 255", vals[2]))
+	// Upper limits first, so that parallelism is in range for uint8.
+	if err := checkCost(vals[0], vals[1], vals[2]); err != nil {
+		return credential{}, fmt.Errorf("argon2id hash too costly to check: %w", err)
 	}
 	p := Params{Memory: uint32(vals[0]), Time: uint32(vals[1]), Threads: uint8(vals[2])}
 	if err := checkParams(p); err != nil {
@@ -188,8 +217,11 @@ func parseBcrypt(s string) (credential, error) {
 		return credential{}, errors.New("malformed bcrypt hash: want $2b$CC$ and 53 characters")
 	}
 	cost, err := strconv.Atoi(s[4:6])
-	if err != nil || cost < bcrypt.MinCost || cost > maxBcryptCost {
-		return credential{}, fmt.Errorf("malformed bcrypt hash: cost %s is outside %d..%d", snippet(s[4:6]), bcrypt.MinCost, maxBcryptCost)
+	if err != nil || s[4] < '0' || s[4] > '9' || cost < bcrypt.MinCost {
+		return credential{}, fmt.Errorf("malformed bcrypt hash: cost %s is not a number from %d to %d", snippet(s[4:6]), bcrypt.MinCost, maxBcryptCost)
+	}
+	if cost > maxBcryptCost {
+		return credential{}, fmt.Errorf("bcrypt hash too costly to check: cost %d is over the limit of %d", cost, maxBcryptCost)
 	}
 	for i := 7; i < len(s); i++ {
 		if strings.IndexByte(bcryptAlphabet, s[i]) < 0 {

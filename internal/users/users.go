@@ -12,6 +12,9 @@
 //     bcrypt hash ("$2a$", "$2b$" or "$2y$"), or, for hand-written files, a
 //     plain password. Anything that starts with "$" is taken for a hash, so a
 //     plain password cannot start with "$"; unknown schemes are errors.
+//   - Hashes must be cheap enough to check at every login: argon2id with
+//     at most 256 MiB, 10 passes, 16 lanes and 8 times the memory × passes
+//     of DefaultParams; bcrypt with a cost of 4 to 14.
 //   - Blank lines and lines whose first non-blank character is "#" are
 //     ignored, "\r\n" line endings are accepted, spaces and tabs around
 //     each field are removed, and the final newline is optional.

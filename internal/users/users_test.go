@@ -103,12 +103,18 @@ func TestParse(t *testing.T) {
 		{"argon2i", "alice,$argon2i$v=19$m=64,t=1,p=1$c2FsdHNhbHQ$aGFzaA", "unsupported hash scheme \"$argon2i$\""},
 		{"argon2id version", "alice," + strings.Replace(argonSecret, "v=19", "v=16", 1), "line 1: user \"alice\": malformed argon2id hash: unsupported version"},
 		{"argon2id few parts", "alice,$argon2id$v=19$m=64,t=1,p=1$c2FsdHNhbHQ", "malformed argon2id hash"},
-		{"argon2id huge memory", "alice," + strings.Replace(argonSecret, "m=64", "m=4194305", 1), "line 1: user \"alice\": malformed argon2id hash: argon2id memory 4194305 KiB is outside"},
+		{"argon2id huge memory", "alice," + strings.Replace(argonSecret, "m=64", "m=4194305", 1), "line 1: user \"alice\": argon2id hash too costly to check: argon2id memory 4194305 KiB is over the limit of 262144 KiB (256 MiB)"},
+		{"argon2id 4 GiB", "a,pw\nalice," + strings.Replace(argonSecret, "m=64", "m=4194304", 1), "line 2: user \"alice\": argon2id hash too costly to check: argon2id memory 4194304 KiB is over"},
+		{"argon2id memory just over", "alice," + strings.Replace(argonSecret, "m=64", "m=262145", 1), "argon2id memory 262145 KiB is over the limit"},
+		{"argon2id memory x time", "alice," + strings.Replace(argonSecret, "m=64,t=1", "m=65536,t=5", 1), "argon2id memory x time = 65536 KiB x 5 = 327680 is over the limit of 311296"},
+		{"argon2id 256 MiB twice", "alice," + strings.Replace(argonSecret, "m=64,t=1", "m=262144,t=2", 1), "argon2id memory x time = 262144 KiB x 2"},
+		{"argon2id threads over the limit", "alice," + strings.Replace(argonSecret, "p=1", "p=17", 1), "argon2id parallelism 17 is over the limit of 16"},
 		{"argon2id memory over 32 bits", "alice," + strings.Replace(argonSecret, "m=64", "m=99999999999", 1), "malformed argon2id hash: bad parameter \"m=99999999999\""},
-		{"argon2id tiny memory", "alice," + strings.Replace(argonSecret, "m=64", "m=4", 1), "argon2id memory 4 KiB is outside"},
-		{"argon2id huge time", "alice," + strings.Replace(argonSecret, "t=1", "t=101", 1), "argon2id time 101 is outside 1..100"},
-		{"argon2id zero time", "alice," + strings.Replace(argonSecret, "t=1", "t=0", 1), "argon2id time 0 is outside"},
-		{"argon2id huge threads", "alice," + strings.Replace(argonSecret, "p=1", "p=256", 1), "parallelism 256 is over 255"},
+		{"argon2id tiny memory", "alice," + strings.Replace(argonSecret, "m=64", "m=4", 1), "malformed argon2id hash: argon2id memory 4 KiB is under 8"},
+		{"argon2id huge time", "alice," + strings.Replace(argonSecret, "t=1", "t=101", 1), "argon2id time 101 is over the limit of 10 passes"},
+		{"argon2id time over the limit", "alice," + strings.Replace(argonSecret, "t=1", "t=11", 1), "too costly to check: argon2id time 11 is over the limit of 10"},
+		{"argon2id zero time", "alice," + strings.Replace(argonSecret, "t=1", "t=0", 1), "malformed argon2id hash: argon2id time must be at least 1"},
+		{"argon2id huge threads", "alice," + strings.Replace(argonSecret, "p=1", "p=256", 1), "parallelism 256 is over the limit of 16"},
 		{"argon2id zero threads", "alice," + strings.Replace(argonSecret, "p=1", "p=0", 1), "parallelism must be at least 1"},
 		{"argon2id param order", "alice," + strings.Replace(argonSecret, "m=64,t=1", "t=1,m=64", 1), "want parameters m=M,t=T,p=P"},
 		{"argon2id leading zero", "alice," + strings.Replace(argonSecret, "m=64", "m=064", 1), "bad parameter \"m=064\""},
@@ -119,8 +125,10 @@ func TestParse(t *testing.T) {
 		{"argon2id bad hash", "alice," + argonSecret + "!", "hash is not unpadded base64"},
 		{"argon2id empty hash", "alice,$argon2id$v=19$m=64,t=1,p=1$c2FsdHNhbHRzYWx0c2FsdA$", "hash of 0 bytes"},
 		{"bcrypt short", "alice,$2a$04$abc", "line 1: user \"alice\": malformed bcrypt hash"},
-		{"bcrypt cost", "alice," + strings.Replace(bcryptSecret, "$04$", "$17$", 1), "cost \"17\" is outside 4..16"},
-		{"bcrypt cost low", "alice," + strings.Replace(bcryptSecret, "$04$", "$03$", 1), "cost \"03\" is outside"},
+		{"bcrypt cost", "alice," + strings.Replace(bcryptSecret, "$04$", "$17$", 1), "line 1: user \"alice\": bcrypt hash too costly to check: cost 17 is over the limit of 14"},
+		{"bcrypt cost just over", "alice," + strings.Replace(bcryptSecret, "$04$", "$15$", 1), "cost 15 is over the limit of 14"},
+		{"bcrypt cost low", "alice," + strings.Replace(bcryptSecret, "$04$", "$03$", 1), "malformed bcrypt hash: cost \"03\" is not a number from 4 to 14"},
+		{"bcrypt cost sign", "alice," + strings.Replace(bcryptSecret, "$04$", "$+5$", 1), "malformed bcrypt hash: cost \"+5\" is not a number"},
 		{"bcrypt bad char", "alice," + bcryptSecret[:59] + "!", "bad character"},
 	}
 	for _, tc := range bad {
@@ -252,7 +260,17 @@ func TestHashDefault(t *testing.T) {
 }
 
 func TestHashWithParamsRejects(t *testing.T) {
-	for _, p := range []Params{{Memory: 64, Time: 0, Threads: 1}, {Memory: 64, Time: 1, Threads: 0}, {Memory: 7, Time: 1, Threads: 1}, {Memory: 5 << 20, Time: 1, Threads: 1}} {
+	for _, p := range []Params{
+		{Memory: 64, Time: 0, Threads: 1},
+		{Memory: 64, Time: 1, Threads: 0},
+		{Memory: 7, Time: 1, Threads: 1},
+		{Memory: 5 << 20, Time: 1, Threads: 1},
+		{Memory: 4 << 20, Time: 1, Threads: 1},
+		{Memory: 256<<10 + 1, Time: 1, Threads: 1},
+		{Memory: 64, Time: 11, Threads: 1},
+		{Memory: 64 << 10, Time: 5, Threads: 1},
+		{Memory: 256, Time: 1, Threads: 17},
+	} {
 		if _, err := HashWithParams([]byte("pw"), p); err == nil {
 			t.Errorf("HashWithParams(%+v) succeeded", p)
 		}
@@ -642,5 +660,66 @@ func TestUnknownUserParams(t *testing.T) {
 				t.Fatalf("unknown users cost %+v, want %+v", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestParamLimitsAccept checks that the cost limits admit the argon2id
+// configurations in common use, from the file and from HashWithParams, and
+// the extremes the rule allows.
+func TestParamLimitsAccept(t *testing.T) {
+	if maxArgonWork != 8*cost(DefaultParams) {
+		t.Fatalf("maxArgonWork %d is not 8 times DefaultParams (%+v)", maxArgonWork, DefaultParams)
+	}
+	tests := []struct {
+		name string
+		p    Params
+	}{
+		{"default", DefaultParams},
+		{"cheap", CheapParams},
+		{"OWASP 46 MiB x 1", Params{Memory: 47104, Time: 1, Threads: 1}},
+		{"OWASP 12 MiB x 3", Params{Memory: 12288, Time: 3, Threads: 1}},
+		{"OWASP 9 MiB x 4", Params{Memory: 9216, Time: 4, Threads: 1}},
+		{"OWASP 7 MiB x 5", Params{Memory: 7168, Time: 5, Threads: 1}},
+		{"RFC 9106 second", Params{Memory: 64 << 10, Time: 3, Threads: 4}},
+		{"PHP", Params{Memory: 64 << 10, Time: 4, Threads: 1}},
+		{"Django", Params{Memory: 100 << 10, Time: 2, Threads: 8}},
+		{"most memory", Params{Memory: 256 << 10, Time: 1, Threads: 1}},
+		{"most passes", Params{Memory: maxArgonWork / 10, Time: 10, Threads: 1}},
+		{"most lanes", Params{Memory: 128, Time: 1, Threads: 16}},
+		{"most work", Params{Memory: maxArgonWork / 4, Time: 4, Threads: 2}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := checkParams(tc.p); err != nil {
+				t.Fatalf("checkParams: %v", err)
+			}
+			// The key is made up: only the parameters are checked.
+			h := fmt.Sprintf("$argon2id$v=19$m=%d,t=%d,p=%d$c2FsdHNhbHRzYWx0c2FsdA$aGFzaGhhc2g", tc.p.Memory, tc.p.Time, tc.p.Threads)
+			if _, err := Parse(strings.NewReader("alice," + h + "\n")); err != nil {
+				t.Fatalf("Parse: %v", err)
+			}
+		})
+	}
+	bc := strings.Replace(bcryptSecret, "$04$", "$14$", 1)
+	if _, err := Parse(strings.NewReader("bob," + bc + "\n")); err != nil {
+		t.Fatalf("Parse of bcrypt cost 14: %v", err)
+	}
+}
+
+// TestLoadRefusesCostlyHashes checks that Load names the line of a hash
+// too costly to check, as in a file that makes every login take half a
+// minute and 4 GiB.
+func TestLoadRefusesCostlyHashes(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "user.csv")
+	for _, tc := range []struct{ hash, want string }{
+		{"$argon2id$v=19$m=4194304,t=1,p=1$c2FsdHNhbHRzYWx0c2FsdA$aGFzaGhhc2g", "memory 4194304 KiB is over the limit"},
+		{"$argon2id$v=19$m=19456,t=40,p=1$c2FsdHNhbHRzYWx0c2FsdA$aGFzaGhhc2g", "time 40 is over the limit"},
+		{strings.Replace(bcryptSecret, "$04$", "$31$", 1), "cost 31 is over the limit"},
+	} {
+		writeFile(t, p, "# users\nalice,pw\nbob,"+tc.hash+"\n")
+		_, err := Load(p)
+		if err == nil || !strings.Contains(err.Error(), p+": line 3: user \"bob\": ") || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Load: %v, want line 3 and %q", err, tc.want)
+		}
 	}
 }
