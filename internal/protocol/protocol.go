@@ -1,11 +1,16 @@
-// Package protocol holds the messager wire format, version 1: line framing,
-// limits, names, and the parsing and formatting of every query. It knows
-// nothing of networks or sessions; the server, the client and the load
-// generator all build on it.
+// Package protocol holds the messager wire format, versions 1 and 2: line
+// framing, limits, names, and the parsing and formatting of every query
+// and server line. It knows nothing of networks or sessions; the server,
+// the client and the load generator all build on it.
 //
 // Parsers return slices into the line they were given and never allocate;
 // formatters append to a caller's buffer, so the relay path can build lines
 // without allocating.
+//
+// The parsers accept every form of both versions. Which forms a session
+// may use is the server's decision: a version-1 session answers a query of
+// a version-2 Kind (see Kind.Version) with END * <incorrect protocol>,
+// exactly as it answers an unknown word.
 package protocol
 
 import (
@@ -28,6 +33,27 @@ const (
 	MaxNameLen = 32
 	// MaxPasswordLen is the longest password, in bytes.
 	MaxPasswordLen = 128
+
+	// Version is the highest protocol version this package speaks.
+	Version = 2
+	// MaxVersion is the highest version a HELLO may name; versions are
+	// whole numbers from 1 to MaxVersion, written without leading zeros.
+	MaxVersion = 999
+	// MaxGroupLen is the longest group name, without its '#'.
+	MaxGroupLen = 32
+	// MaxWatchNames is the most names one WATCH or UNWATCH line may carry.
+	MaxWatchNames = 32
+	// MaxWhoNames is the most names a server lists in one WHO answer; the
+	// count before them may be larger.
+	MaxWhoNames = 100
+	// MaxInviteLen is the longest invite code, in bytes.
+	MaxInviteLen = 128
+	// MinSignupPassword is the shortest password a sign-up accepts, in
+	// bytes; a shorter one is answered TRY <password too short>.
+	MinSignupPassword = 8
+	// NoticeSender is the sender of the operator's notices
+	// (RELAY <user> server <text>); no user may have this name.
+	NoticeSender = "server"
 )
 
 // Reasons the server gives in END lines. They are sent between angle
@@ -47,6 +73,40 @@ const (
 	ReasonLineTooLong       = "line too long"
 	// ReasonNotOnline is the text of a CNT line.
 	ReasonNotOnline = "user not online"
+
+	// ReasonKicked ends a session the operator kicked.
+	ReasonKicked = "kicked"
+	// ReasonBanned ends a session of a banned user or address.
+	ReasonBanned = "banned"
+	// ReasonAlreadyOnline is how the original server refuses a second
+	// login of an online user; messager replaces the old session instead,
+	// but a client must know the words.
+	ReasonAlreadyOnline = "user already online"
+)
+
+// Reasons of FAIL lines, the version-2 answer to a well-formed query that
+// cannot be granted: FAIL <verb> <subject> <reason>.
+const (
+	ReasonNotEnabled    = "not enabled"     // the operator switched the feature off
+	ReasonWatchListFull = "watch list full" // WATCH beyond the presence limit
+	ReasonSlowDown      = "slow down"       // WHO beyond its rate
+	ReasonGroupFull     = "group full"      // JOIN of a group at its member limit
+	ReasonTooManyGroups = "too many groups" // JOIN by a user in the most groups allowed
+	ReasonNotAllowed    = "not allowed"     // JOIN of a listed group by a user not on its list
+	ReasonNoSuchGroup   = "no such group"   // JOIN of an unlisted group when only listed ones exist
+	ReasonNotMember     = "not a member"    // PART or group MSG by a non-member
+)
+
+// Reasons of TRY lines, the answer to a sign-up (PUT) that failed; the
+// connection stays open.
+const (
+	ReasonNameTaken        = "username already taken" // the original server's words
+	ReasonInvalidName      = "invalid name"
+	ReasonReservedName     = "reserved name"
+	ReasonPasswordTooShort = "password too short"
+	ReasonInviteRequired   = "invite required"
+	ReasonInvalidInvite    = "invalid invite" // unknown, used up or expired
+	ReasonTooManySignups   = "too many sign-ups"
 )
 
 // Errors of the framing and parsing layer. A server answers ErrLineTooLong

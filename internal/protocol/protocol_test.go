@@ -121,7 +121,8 @@ func TestParseServerLine(t *testing.T) {
 		{"END <end accepted>", ServerLine{Kind: KindEnd, Reason: []byte("end accepted")}, nil},
 		{"END * <incorrect protocol>", ServerLine{Kind: KindEnd, Reason: []byte("incorrect protocol"), ProtocolError: true}, nil},
 		{"END something new", ServerLine{Kind: KindEnd, Reason: []byte("something new")}, nil},
-		{"PRESENCE bob online", ServerLine{Kind: KindUnknown}, nil},
+		{"HISTORY bob 20", ServerLine{Kind: KindUnknown}, nil},
+		{"PRESENCE bob online", ServerLine{}, ErrProtocol}, // a word of version 2 now
 		{"RELAY bob alice", ServerLine{}, ErrProtocol},
 		{"ACCEPT", ServerLine{}, ErrProtocol},
 	}
