@@ -29,6 +29,10 @@ func FuzzParse(f *testing.F) {
 		"x,$6$y",
 		"a,b,c\n\n\r\n",
 		"\xff,pw",
+		"\ufeffalice,pw\n",
+		"name,password\nalice,pw\n",
+		"alice,pw\nLogin , Hash\n",
+		"\ufeff\ufeffuser,pass",
 	} {
 		f.Add([]byte(s))
 	}

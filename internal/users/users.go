@@ -15,9 +15,15 @@
 //   - Hashes must be cheap enough to check at every login: argon2id with
 //     at most 256 MiB, 10 passes, 16 lanes and 8 times the memory × passes
 //     of DefaultParams; bcrypt with a cost of 4 to 14.
+//   - There is no header line. A line that looks like one is an error,
+//     wherever it is, rather than a user called "name": a first field of
+//     name, user, username or login and a second of password, hash, pass
+//     or passwd, in any case. (Files joined together have theirs inside.)
 //   - Blank lines and lines whose first non-blank character is "#" are
 //     ignored, "\r\n" line endings are accepted, spaces and tabs around
-//     each field are removed, and the final newline is optional.
+//     each field are removed, and the final newline is optional. A UTF-8
+//     byte order mark at the start of the file is ignored (and dropped
+//     when the file is edited).
 //   - The file is read through a 16 MiB limit; every error names its line.
 //
 // A Table is an immutable snapshot of the file: the server loads a new one
@@ -199,6 +205,8 @@ func splitLines(data []byte) []rawLine {
 // parse checks data and returns the table and the raw lines, which the
 // editing functions rewrite.
 func parse(data []byte) (*Table, []rawLine, error) {
+	// Editors on Windows write one; it is not part of the first name.
+	data = bytes.TrimPrefix(data, []byte(utf8BOM))
 	lines := splitLines(data)
 	t := &Table{byName: make(map[string]*entry)}
 	folded := make(map[string]*entry)
@@ -210,6 +218,9 @@ func parse(data []byte) (*Table, []rawLine, error) {
 		}
 		if e == nil {
 			continue
+		}
+		if isHeader(e) {
+			return nil, nil, fmt.Errorf("line %d: %q is a header, not a user (remove the header line: user.csv has no header)", n, e.name+","+e.cred.encoded)
 		}
 		e.line = n
 		key := strings.ToLower(e.name)
@@ -255,6 +266,25 @@ func parseLine(s string) (*entry, error) {
 		return nil, fmt.Errorf("user %q: %w", name, err)
 	}
 	return &entry{name: name, cred: c}, nil
+}
+
+const utf8BOM = "\ufeff"
+
+// Words of a header line, as spreadsheets and other tools write them.
+var (
+	headerNames = []string{"name", "user", "username", "login"}
+	headerCreds = []string{"password", "hash", "pass", "passwd"}
+)
+
+// isHeader reports whether e is a header line taken for a user. Only a
+// plain password can be one of headerCreds, and quoting it is safe.
+func isHeader(e *entry) bool {
+	fold := func(s string) func(string) bool {
+		return func(w string) bool { return strings.EqualFold(s, w) }
+	}
+	return e.cred.kind == kindPlain &&
+		slices.ContainsFunc(headerNames, fold(e.name)) &&
+		slices.ContainsFunc(headerCreds, fold(e.cred.encoded))
 }
 
 func isControl(r rune) bool { return (r < 0x20 && r != '\t') || r == 0x7f }

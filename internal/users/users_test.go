@@ -55,6 +55,13 @@ func TestParse(t *testing.T) {
 		{"name chars", "A-z_0.9,pw\n", []string{"A-z_0.9"}, []string{"A-z_0.9"}},
 		{"long name", strings.Repeat("n", 32) + ",pw", []string{strings.Repeat("n", 32)}, []string{strings.Repeat("n", 32)}},
 		{"mixed", "carol,pw\nalice," + argonSecret + "\nbob," + bcryptSecret, []string{"alice", "bob", "carol"}, []string{"carol"}},
+		{"byte order mark", "\ufeffalice,pw1\nbob,pw2\n", []string{"alice", "bob"}, []string{"alice", "bob"}},
+		{"byte order mark and crlf", "\ufeffalice,pw1\r\n", []string{"alice"}, []string{"alice"}},
+		{"byte order mark and comment", "\ufeff# users\nalice,pw1\n", []string{"alice"}, []string{"alice"}},
+		{"byte order mark only", "\ufeff", nil, nil},
+		{"header word with a real password", "name,s3cret\n", []string{"name"}, []string{"name"}},
+		{"header word with a hash", "user," + argonSecret + "\n", []string{"user"}, nil},
+		{"header words swapped", "password,name\n", []string{"password"}, []string{"password"}},
 	}
 	for _, tc := range good {
 		t.Run(tc.name, func(t *testing.T) {
@@ -88,6 +95,15 @@ func TestParse(t *testing.T) {
 		want string
 	}{
 		{"no comma", "alice pw1\n", "line 1: want \"name,hash\""},
+		{"header", "name,password\nalice,pw\n", "line 1: \"name,password\" is a header, not a user (remove the header line: user.csv has no header)"},
+		{"header in capitals", "Username , PASSWD\r\nalice,pw\r\n", "line 1: \"Username,PASSWD\" is a header"},
+		{"header login,hash", "login,hash\n", "line 1: \"login,hash\" is a header"},
+		{"header user,pass", "user,pass", "line 1: \"user,pass\" is a header"},
+		{"header after a byte order mark", "\ufeffname,password\n", "line 1: \"name,password\" is a header"},
+		{"header after a comment", "# exported\nname,hash\n", "line 2: \"name,hash\" is a header"},
+		{"header of a joined file", "alice,pw\n\nuser,password\nbob,pw\n", "line 3: \"user,password\" is a header"},
+		{"byte order mark twice", "\ufeff\ufeffalice,pw\n", "line 1: invalid user name"},
+		{"byte order mark on line 2", "alice,pw\n\ufeffbob,pw\n", "line 2: invalid user name"},
 		{"empty name", ",pw\n", "line 1: invalid user name \"\""},
 		{"bad name char", "ok,pw\nal ice,pw\n", "line 2: invalid user name \"al ice\""},
 		{"name too long", strings.Repeat("n", 33) + ",pw", "line 1: invalid user name"},
@@ -721,5 +737,28 @@ func TestLoadRefusesCostlyHashes(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), p+": line 3: user \"bob\": ") || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("Load: %v, want line 3 and %q", err, tc.want)
 		}
+	}
+}
+
+func TestEditByteOrderMarkAndHeader(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "user.csv")
+	writeFile(t, p, "\ufeffalice,pw1\n# staff\n")
+	if err := Add(p, "bob", []byte("pw2")); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(p)
+	lines := strings.Split(string(b), "\n")
+	if len(lines) != 4 || lines[0] != "alice,pw1" || lines[1] != "# staff" || !strings.HasPrefix(lines[2], "bob,$argon2id$") {
+		t.Fatalf("file after Add:\n%q", b)
+	}
+
+	const header = "name,password\nalice,pw1\n"
+	writeFile(t, p, header)
+	err := Add(p, "bob", []byte("pw2"))
+	if err == nil || !strings.Contains(err.Error(), p+": line 1: ") || !strings.Contains(err.Error(), "remove the header line") {
+		t.Fatalf("Add to a file with a header: %v, want line 1 and a hint", err)
+	}
+	if b, _ := os.ReadFile(p); string(b) != header {
+		t.Fatalf("failed Add changed the file: %q", b)
 	}
 }
