@@ -7,8 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
-	httppprof "net/http/pprof"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -18,7 +16,9 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/messager/messager/internal/protocol"
+	"github.com/messager/messager/internal/certs"
+	"github.com/messager/messager/internal/metrics"
+	"github.com/messager/messager/internal/reload"
 	"github.com/messager/messager/internal/server"
 	"github.com/messager/messager/internal/users"
 )
@@ -36,6 +36,7 @@ type serveOptions struct {
 	maxQueue       int
 	maxSessions    int
 	maxUnauth      int
+	maxPending     int
 	loginParallel  int
 	metrics        string
 	shutdownPeriod time.Duration
@@ -73,6 +74,7 @@ changes on disk. SIGINT and SIGTERM shut down gracefully.`,
 	f.IntVar(&o.maxQueue, "max-queue", server.DefaultMaxQueue, "bytes queued for one session before it is closed as too slow")
 	f.IntVar(&o.maxSessions, "max-sessions", server.DefaultMaxSessions, "most users online at once")
 	f.IntVar(&o.maxUnauth, "max-unauth-per-addr", server.DefaultMaxUnauthPerAddr, "most connections one address may have open before logging in")
+	f.IntVar(&o.maxPending, "max-pending", 0, "most connections from all addresses together not yet logged in (0: an eighth of the open-file limit)")
 	f.IntVar(&o.loginParallel, "login-parallel", 0, "password checks run at once (0: one per CPU)")
 	f.StringVar(&o.metrics, "metrics", "", "serve Prometheus metrics on this address, e.g. 127.0.0.1:9464 (off when empty)")
 	f.DurationVar(&o.shutdownPeriod, "shutdown-timeout", 5*time.Second, "longest a graceful shutdown may take")
@@ -109,8 +111,10 @@ func (o serveOptions) check() error {
 		}
 	}
 	switch {
-	case o.maxQueue < protocol.MaxServerLine:
-		return usageError(fmt.Errorf("--max-queue must be at least %d bytes (one longest line), not %d", protocol.MaxServerLine, o.maxQueue))
+	case o.maxQueue < server.MinMaxQueue:
+		return usageError(fmt.Errorf("--max-queue must be at least %d bytes (what one read of a sender can queue for one receiver), not %d", server.MinMaxQueue, o.maxQueue))
+	case o.maxPending < 0:
+		return usageError(fmt.Errorf("--max-pending must be 0 (derived from the open-file limit) or more, not %d", o.maxPending))
 	case o.maxSessions < 1:
 		return usageError(fmt.Errorf("--max-sessions must be at least 1, not %d", o.maxSessions))
 	case o.maxUnauth < 1:
@@ -163,7 +167,7 @@ func runServe(ctx context.Context, o serveOptions, stderr io.Writer) error {
 	if plain := table.PlaintextUsers(); len(plain) > 0 {
 		log.Warn("plain passwords in user file; set them again with 'messager user passwd'", "users", plain)
 	}
-	certSrc, generated, err := server.NewCertSource(o.certFile, o.keyFile)
+	certSrc, generated, err := certs.NewSource(o.certFile, o.keyFile)
 	if err != nil {
 		return fmt.Errorf("certificate: %w", err)
 	}
@@ -180,6 +184,7 @@ func runServe(ctx context.Context, o serveOptions, stderr io.Writer) error {
 		MaxQueue:         o.maxQueue,
 		MaxSessions:      o.maxSessions,
 		MaxUnauthPerAddr: o.maxUnauth,
+		MaxPending:       o.maxPending,
 		Logger:           log,
 	})
 	if err != nil {
@@ -196,27 +201,20 @@ func runServe(ctx context.Context, o serveOptions, stderr io.Writer) error {
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	reloader := reload.New(srv, reload.Config{UsersFile: o.usersFile, Certs: certSrc, Logger: log})
 	if !o.noWatch {
-		if err := srv.WatchUsers(ctx, o.usersFile); err != nil {
+		if err := reloader.Watch(ctx); err != nil {
 			log.Warn("user file changes will need SIGHUP", "err", err)
 		}
 	}
 	if o.metrics != "" {
-		mln, err := net.Listen("tcp", o.metrics)
+		ep, err := metrics.Listen(o.metrics, srv, metrics.Options{Pprof: o.pprof})
 		if err != nil {
 			ln.Close()
-			return fmt.Errorf("metrics: %w", err)
+			return err
 		}
-		mux := http.NewServeMux()
-		mux.Handle("/metrics", srv.MetricsHandler())
-		if o.pprof {
-			mux.HandleFunc("/debug/pprof/", httppprof.Index)
-			mux.HandleFunc("/debug/pprof/profile", httppprof.Profile)
-		}
-		hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-		go func() { _ = hs.Serve(mln) }()
-		defer hs.Close()
-		log.Info("serving metrics", "addr", mln.Addr().String(), "path", "/metrics")
+		defer ep.Close()
+		log.Info("serving metrics", "addr", ep.Addr().String(), "path", "/metrics")
 	}
 
 	signals := make(chan os.Signal, 4)
@@ -230,14 +228,7 @@ func runServe(ctx context.Context, o serveOptions, stderr io.Writer) error {
 			return fmt.Errorf("serve: %w", err)
 		case sig := <-signals:
 			if sig == syscall.SIGHUP {
-				if err := srv.ReloadUsers(o.usersFile); err != nil {
-					log.Error("reload failed; keeping the old user table", "err", err)
-				}
-				if fp, err := certSrc.Reload(); err != nil {
-					log.Error("certificate reload failed; keeping the old one", "err", err)
-				} else {
-					log.Info("certificate reloaded", "fingerprint", fp)
-				}
+				reloader.All()
 				continue
 			}
 			log.Info("shutting down", "signal", sig.String(), "online", srv.Online())

@@ -24,19 +24,7 @@ import (
 // over TLS on loopback; TestMain's goleak check proves that none of them
 // leaves a goroutine behind.
 
-// waitFor polls cond until it holds, failing the test after a few seconds.
-// It is for server state that has no event to wait on (counters, the
-// number of users online).
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
+func waitFor(t testing.TB, what string, cond func() bool) { servertest.WaitFor(t, what, cond) }
 
 // waitOnline waits until n users are online.
 func waitOnline(t testing.TB, srv *servertest.Server, n int) {
@@ -90,9 +78,9 @@ func clientHello(t testing.TB) []byte {
 // as a crashed host or a dropped NAT mapping would look to the server.
 func resetClose(t testing.TB, c *lineConn) {
 	t.Helper()
-	tcp, ok := c.conn.NetConn().(*net.TCPConn)
+	tcp, ok := c.Conn.NetConn().(*net.TCPConn)
 	if !ok {
-		t.Fatalf("not a TCP connection: %T", c.conn.NetConn())
+		t.Fatalf("not a TCP connection: %T", c.Conn.NetConn())
 	}
 	if err := tcp.SetLinger(0); err != nil {
 		t.Fatal(err)
@@ -137,8 +125,8 @@ func TestFrozenReceiverOthersKeepSpeed(t *testing.T) {
 				return
 			default:
 			}
-			_ = alice.conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
-			if _, err := alice.conn.Write(batch); err != nil {
+			_ = alice.Conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
+			if _, err := alice.Conn.Write(batch); err != nil {
 				return
 			}
 		}
@@ -146,8 +134,8 @@ func TestFrozenReceiverOthersKeepSpeed(t *testing.T) {
 	cntErr := make(chan error, 1)
 	go func() {
 		defer close(gotCNT)
-		_ = alice.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-		line, err := alice.r.ReadString('\n')
+		_ = alice.Conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		line, err := alice.R.ReadString('\n')
 		if err == nil && line != "CNT <user not online> \r\n" {
 			err = fmt.Errorf("alice got %q, want CNT", line)
 		}
@@ -166,10 +154,10 @@ func TestFrozenReceiverOthersKeepSpeed(t *testing.T) {
 		default:
 		}
 		start := time.Now()
-		carol.send(fmt.Sprintf("MSG dave carol ping %d\r\n", rounds))
-		dave.expect(fmt.Sprintf("RELAY dave carol ping %d \r\n", rounds))
-		dave.send(fmt.Sprintf("MSG carol dave pong %d\r\n", rounds))
-		carol.expect(fmt.Sprintf("RELAY carol dave pong %d \r\n", rounds))
+		carol.Send(fmt.Sprintf("MSG dave carol ping %d\r\n", rounds))
+		dave.Expect(fmt.Sprintf("RELAY dave carol ping %d \r\n", rounds))
+		dave.Send(fmt.Sprintf("MSG carol dave pong %d\r\n", rounds))
+		carol.Expect(fmt.Sprintf("RELAY carol dave pong %d \r\n", rounds))
 		slowest = max(slowest, time.Since(start))
 	}
 	<-floodDone
@@ -185,11 +173,11 @@ func TestFrozenReceiverOthersKeepSpeed(t *testing.T) {
 	}
 	waitOnline(t, srv, 3)
 	// The sender goes on at once, to someone else and to bob's next session.
-	alice.send("MSG dave alice after the flood\r\n")
-	dave.expect("RELAY dave alice after the flood \r\n")
+	alice.Send("MSG dave alice after the flood\r\n")
+	dave.Expect("RELAY dave alice after the flood \r\n")
 	bob := login(t, srv, "bob", "pw-bob")
-	alice.send("MSG bob alice welcome back\r\n")
-	bob.expect("RELAY bob alice welcome back \r\n")
+	alice.Send("MSG bob alice welcome back\r\n")
+	bob.Expect("RELAY bob alice welcome back \r\n")
 }
 
 // TestVanishingPeers covers peers that disappear or stall at every stage:
@@ -213,12 +201,12 @@ func TestVanishingPeers(t *testing.T) {
 	}{
 		{"mid-line", "peer_gone", func(t *testing.T) {
 			c := login(t, srv, "carol", "pw-carol")
-			c.send("MSG dave carol half a li")
-			c.conn.Close()
+			c.Send("MSG dave carol half a li")
+			c.Conn.Close()
 		}},
 		{"mid-line with reset", "peer_gone", func(t *testing.T) {
 			c := login(t, srv, "carol", "pw-carol")
-			c.send("MSG dave carol half a li")
+			c.Send("MSG dave carol half a li")
 			resetClose(t, c)
 		}},
 		{"mid-handshake", "handshake_failed", func(t *testing.T) {
@@ -237,18 +225,18 @@ func TestVanishingPeers(t *testing.T) {
 			start := srv.Server.Stats().BytesIn.Load()
 			const batches = 64 // 8 MB
 			for i := 0; i < batches; i++ {
-				alice.send(batch)
+				alice.Send(batch)
 			}
 			waitFor(t, "the server to read the flood", func() bool {
 				return srv.Server.Stats().BytesIn.Load()-start >= int64(batches*len(batch))
 			})
 			resetClose(t, bob)
 			waitOnline(t, srv, 2)
-			alice.send("MSG bob alice are you there\r\n")
-			alice.send("END\r\n")
+			alice.Send("MSG bob alice are you there\r\n")
+			alice.Send("END\r\n")
 			// The flood lines read after bob left were answered with CNT.
 			for {
-				line := alice.line()
+				line := alice.Line()
 				if line == "END <end accepted> \r\n" {
 					break
 				}
@@ -269,15 +257,15 @@ func TestVanishingPeers(t *testing.T) {
 		}},
 		{"slowloris AUTH", "login_timeout", func(t *testing.T) {
 			c := dial(t, srv)
-			stop := dribble(c.conn, []byte("AUTH alice pw-alice\r\n"))
+			stop := dribble(c.Conn, []byte("AUTH alice pw-alice\r\n"))
 			defer stop()
-			c.expect("END <timeout> \r\n")
-			c.expectClosed()
+			c.Expect("END <timeout> \r\n")
+			c.ExpectClosed()
 		}},
 		{"idle after TLS", "login_timeout", func(t *testing.T) {
 			c := dial(t, srv)
-			c.expect("END <timeout> \r\n")
-			c.expectClosed()
+			c.Expect("END <timeout> \r\n")
+			c.ExpectClosed()
 		}},
 	}
 	for i, tt := range tests {
@@ -296,8 +284,8 @@ func TestVanishingPeers(t *testing.T) {
 				t.Errorf("took %v to close, want under %v", d, limit)
 			}
 			// The bystander is served as before.
-			dave.send(fmt.Sprintf("MSG dave dave still here %d\r\n", i))
-			dave.expect(fmt.Sprintf("RELAY dave dave still here %d \r\n", i))
+			dave.Send(fmt.Sprintf("MSG dave dave still here %d\r\n", i))
+			dave.Expect(fmt.Sprintf("RELAY dave dave still here %d \r\n", i))
 		})
 	}
 }
@@ -341,10 +329,10 @@ func TestGhostSession(t *testing.T) {
 		old := login(t, srv, "alice", "pw-alice")
 		resetClose(t, old)
 		fresh := login(t, srv, "alice", "pw-alice")
-		bob.send("MSG alice bob hello again\r\n")
-		fresh.expect("RELAY alice bob hello again \r\n")
-		fresh.send("END\r\n")
-		fresh.expect("END <end accepted> \r\n")
+		bob.Send("MSG alice bob hello again\r\n")
+		fresh.Expect("RELAY alice bob hello again \r\n")
+		fresh.Send("END\r\n")
+		fresh.Expect("END <end accepted> \r\n")
 		waitOnline(t, srv, 1)
 	})
 	t.Run("abandoned", func(t *testing.T) {
@@ -352,12 +340,12 @@ func TestGhostSession(t *testing.T) {
 		old := login(t, srv, "alice", "pw-alice")
 		fresh := login(t, srv, "alice", "pw-alice")
 		waitCloses(t, srv, "logged_in_elsewhere", before+1)
-		bob.send("MSG alice bob which one\r\n")
-		fresh.expect("RELAY alice bob which one \r\n")
-		old.expect("END <logged in elsewhere> \r\n")
-		old.expectClosed()
-		fresh.send("END\r\n")
-		fresh.expect("END <end accepted> \r\n")
+		bob.Send("MSG alice bob which one\r\n")
+		fresh.Expect("RELAY alice bob which one \r\n")
+		old.Expect("END <logged in elsewhere> \r\n")
+		old.ExpectClosed()
+		fresh.Send("END\r\n")
+		fresh.Expect("END <end accepted> \r\n")
 		waitOnline(t, srv, 1)
 	})
 	t.Run("abandoned with a full queue", func(t *testing.T) {
@@ -368,7 +356,7 @@ func TestGhostSession(t *testing.T) {
 		start := srv.Server.Stats().BytesIn.Load()
 		const batches = 48 // 6 MB: more than the socket buffers hold
 		for i := 0; i < batches; i++ {
-			bob.send(batch)
+			bob.Send(batch)
 		}
 		waitFor(t, "the server to read the flood", func() bool {
 			return srv.Server.Stats().BytesIn.Load()-start >= int64(batches*len(batch))
@@ -378,8 +366,8 @@ func TestGhostSession(t *testing.T) {
 		if d := time.Since(began); d > writeTimeout/2 {
 			t.Errorf("login took %v: it waited for the old session's writer", d)
 		}
-		bob.send("MSG alice bob made it\r\n")
-		fresh.expect("RELAY alice bob made it \r\n")
+		bob.Send("MSG alice bob made it\r\n")
+		fresh.Expect("RELAY alice bob made it \r\n")
 	})
 }
 
@@ -598,8 +586,8 @@ func TestCorrectLoginStorm(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			c := dial(t, srv)
-			c.send(fmt.Sprintf("AUTH u%d storm-pw\r\n", i))
-			if line, err := c.r.ReadString('\n'); err != nil || line != fmt.Sprintf("ACCEPT u%d \r\n", i) {
+			c.Send(fmt.Sprintf("AUTH u%d storm-pw\r\n", i))
+			if line, err := c.R.ReadString('\n'); err != nil || line != fmt.Sprintf("ACCEPT u%d \r\n", i) {
 				t.Errorf("u%d: got %q, %v", i, line, err)
 			}
 			conns[i] = c
@@ -675,20 +663,20 @@ func TestLimitEdges(t *testing.T) {
 		login(t, srv, "bob", "pw-bob")
 		for i := 0; i < 3; i++ {
 			c := dial(t, srv)
-			c.send("AUTH carol pw-carol\r\n")
-			c.expect("END <server full> \r\n")
-			c.expectClosed()
+			c.Send("AUTH carol pw-carol\r\n")
+			c.Expect("END <server full> \r\n")
+			c.ExpectClosed()
 		}
 		if n := srv.Server.Stats().CloseCount("server_full"); n != 3 {
 			t.Errorf("server_full closes = %d, want 3", n)
 		}
 		// A wrong password is still a wrong password when full.
 		c := dial(t, srv)
-		c.send("AUTH carol wrong\r\n")
-		c.expect(endBadLogin)
+		c.Send("AUTH carol wrong\r\n")
+		c.Expect(endBadLogin)
 		// One leaves, one more gets in.
-		alice.send("END\r\n")
-		alice.expect("END <end accepted> \r\n")
+		alice.Send("END\r\n")
+		alice.Expect("END <end accepted> \r\n")
 		waitOnline(t, srv, 1)
 		login(t, srv, "carol", "pw-carol")
 	})
@@ -696,22 +684,22 @@ func TestLimitEdges(t *testing.T) {
 		srv := servertest.Start(t, testUsers, func(c *server.Config) { c.MaxUnauthPerAddr = 2 })
 		idle1, idle2 := dial(t, srv), dial(t, srv)
 		third := dial(t, srv)
-		third.expect("END <too many connections> \r\n")
-		third.expectClosed()
+		third.Expect("END <too many connections> \r\n")
+		third.ExpectClosed()
 		// Logging in frees a place; so does leaving.
-		idle1.send("AUTH alice pw-alice\r\n")
-		idle1.expect("ACCEPT alice \r\n")
-		idle2.conn.Close()
+		idle1.Send("AUTH alice pw-alice\r\n")
+		idle1.Expect("ACCEPT alice \r\n")
+		idle2.Conn.Close()
 		// The places are given back when the login goroutines end, just
 		// after the answer; allow a moment.
 		waitFor(t, "two places to wait for login", func() bool {
 			a, b := dial(t, srv), dial(t, srv)
-			defer a.conn.Close()
-			defer b.conn.Close()
-			a.send("AUTH bob pw-bob\r\n")
-			b.send("AUTH carol pw-carol\r\n")
-			la, _ := a.r.ReadString('\n')
-			lb, _ := b.r.ReadString('\n')
+			defer a.Conn.Close()
+			defer b.Conn.Close()
+			a.Send("AUTH bob pw-bob\r\n")
+			b.Send("AUTH carol pw-carol\r\n")
+			la, _ := a.R.ReadString('\n')
+			lb, _ := b.R.ReadString('\n')
 			return la == "ACCEPT bob \r\n" && lb == "ACCEPT carol \r\n"
 		})
 		// Logged-in sessions do not count against the address.

@@ -75,8 +75,8 @@ func FuzzSession(f *testing.F) {
 		done := make(chan result, 1)
 		go func() {
 			var res result
-			_ = c.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-			r := bufio.NewReaderSize(c.r, protocol.MaxServerLine)
+			_ = c.Conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+			r := bufio.NewReaderSize(c.R, protocol.MaxServerLine)
 			for {
 				line, err := r.ReadString('\n')
 				if err != nil {
@@ -96,12 +96,12 @@ func FuzzSession(f *testing.F) {
 		// and END, so every session ends on its own.
 		in := append(bytes.Clone(data), "\nEND\r\n"...)
 		cut := int(split) % len(in)
-		_ = c.conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
-		if _, err := c.conn.Write(in[:cut]); err == nil {
-			_, _ = c.conn.Write(in[cut:])
+		_ = c.Conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
+		if _, err := c.Conn.Write(in[:cut]); err == nil {
+			_, _ = c.Conn.Write(in[cut:])
 		}
 		res := <-done
-		c.conn.Close()
+		c.Conn.Close()
 		if res.err != nil {
 			t.Fatal(res.err)
 		}
@@ -120,12 +120,11 @@ func FuzzSession(f *testing.F) {
 		// The server still serves others: a round trip between the
 		// bystanders, who may first have messages from fz to read.
 		round++
-		b1, b2 := *by1, *by2
-		b1.t, b2.t = t, t
-		b1.send(fmt.Sprintf("MSG by2 by1 ping %d\r\n", round))
-		drainUntil(t, &b2, fmt.Sprintf("RELAY by2 by1 ping %d \r\n", round), data)
-		b2.send(fmt.Sprintf("MSG by1 by2 pong %d\r\n", round))
-		drainUntil(t, &b1, fmt.Sprintf("RELAY by1 by2 pong %d \r\n", round), data)
+		b1, b2 := by1.WithT(t), by2.WithT(t)
+		b1.Send(fmt.Sprintf("MSG by2 by1 ping %d\r\n", round))
+		drainUntil(t, b2, fmt.Sprintf("RELAY by2 by1 ping %d \r\n", round), data)
+		b2.Send(fmt.Sprintf("MSG by1 by2 pong %d\r\n", round))
+		drainUntil(t, b1, fmt.Sprintf("RELAY by1 by2 pong %d \r\n", round), data)
 	})
 }
 
@@ -134,7 +133,7 @@ func FuzzSession(f *testing.F) {
 func drainUntil(t *testing.T, c *lineConn, want string, data []byte) {
 	t.Helper()
 	for {
-		line := c.line()
+		line := c.Line()
 		if line == want {
 			return
 		}

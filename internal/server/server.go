@@ -215,6 +215,12 @@ func New(cfg Config) (*Server, error) {
 	return s, nil
 }
 
+// Logger returns the server's logger.
+func (s *Server) Logger() *slog.Logger { return s.cfg.Logger }
+
+// Users returns the current user table.
+func (s *Server) Users() *users.Table { return s.users.Load() }
+
 // Stats returns the server's live counters.
 func (s *Server) Stats() *Stats { return &s.stats }
 

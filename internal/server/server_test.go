@@ -26,31 +26,31 @@ func TestLoginAndRelay(t *testing.T) {
 	alice := login(t, srv, "alice", "pw-alice")
 	bob := login(t, srv, "bob", "pw-bob")
 
-	alice.send("MSG bob alice hello there, bob \r\n")
-	bob.expect("RELAY bob alice hello there, bob \r\n")
+	alice.Send("MSG bob alice hello there, bob \r\n")
+	bob.Expect("RELAY bob alice hello there, bob \r\n")
 
 	// Tabs and inner spaces are kept verbatim; trailing blanks are not.
-	bob.send("MSG alice bob \tsee  you\t \r\n")
-	alice.expect("RELAY alice bob \tsee  you \r\n")
+	bob.Send("MSG alice bob \tsee  you\t \r\n")
+	alice.Expect("RELAY alice bob \tsee  you \r\n")
 
 	// To oneself.
-	alice.send("MSG alice alice note to self\n")
-	alice.expect("RELAY alice alice note to self \r\n")
+	alice.Send("MSG alice alice note to self\n")
+	alice.Expect("RELAY alice alice note to self \r\n")
 
 	// Not online, and unknown: CNT, and the session goes on.
-	alice.send("MSG carol alice are you there?\r\n")
-	alice.expect("CNT <user not online> \r\n")
-	alice.send("MSG nobody alice hello?\r\n")
-	alice.expect("CNT <user not online> \r\n")
-	alice.send("MSG bob alice still here\r\n")
-	bob.expect("RELAY bob alice still here \r\n")
+	alice.Send("MSG carol alice are you there?\r\n")
+	alice.Expect("CNT <user not online> \r\n")
+	alice.Send("MSG nobody alice hello?\r\n")
+	alice.Expect("CNT <user not online> \r\n")
+	alice.Send("MSG bob alice still here\r\n")
+	bob.Expect("RELAY bob alice still here \r\n")
 
-	alice.send("END\r\n")
-	alice.expect("END <end accepted> \r\n")
-	alice.expectClosed()
-	bob.send("END and some words\r\n")
-	bob.expect("END <end accepted> \r\n")
-	bob.expectClosed()
+	alice.Send("END\r\n")
+	alice.Expect("END <end accepted> \r\n")
+	alice.ExpectClosed()
+	bob.Send("END and some words\r\n")
+	bob.Expect("END <end accepted> \r\n")
+	bob.ExpectClosed()
 }
 
 func TestFraming(t *testing.T) {
@@ -58,8 +58,8 @@ func TestFraming(t *testing.T) {
 	bob := login(t, srv, "bob", "pw-bob")
 	alice := dial(t, srv)
 	// Empty lines before and after AUTH are ignored; so are blank lines.
-	alice.send("\r\n\n  \t \r\nAUTH alice pw-alice\n")
-	alice.expect("ACCEPT alice \r\n")
+	alice.Send("\r\n\n  \t \r\nAUTH alice pw-alice\n")
+	alice.Expect("ACCEPT alice \r\n")
 	for _, line := range []string{
 		"MSG bob alice one \r\n",
 		"MSG bob alice two\r\n",
@@ -68,19 +68,19 @@ func TestFraming(t *testing.T) {
 		// The seed-era client framed messages like this.
 		"MSG bob alice five\n \r\n",
 	} {
-		alice.send(line)
+		alice.Send(line)
 	}
 	for _, want := range []string{"one", "two", "three", "four", "five"} {
-		bob.expect("RELAY bob alice " + want + " \r\n")
+		bob.Expect("RELAY bob alice " + want + " \r\n")
 	}
 	// A line split across many writes.
 	for _, part := range []string{"MS", "G b", "ob ali", "ce si", "x\r", "\n"} {
-		alice.send(part)
+		alice.Send(part)
 	}
-	bob.expect("RELAY bob alice six \r\n")
+	bob.Expect("RELAY bob alice six \r\n")
 	// UTF-8 text.
-	alice.send("MSG bob alice héllo wörld ✓\r\n")
-	bob.expect("RELAY bob alice héllo wörld ✓ \r\n")
+	alice.Send("MSG bob alice héllo wörld ✓\r\n")
+	bob.Expect("RELAY bob alice héllo wörld ✓ \r\n")
 }
 
 func TestLineLimits(t *testing.T) {
@@ -91,32 +91,32 @@ func TestLineLimits(t *testing.T) {
 	prefix := "MSG bob alice "
 	// 4096 bytes, terminator included, is the longest line allowed.
 	text := strings.Repeat("x", protocol.MaxLine-len(prefix)-2)
-	alice.send(prefix + text + "\r\n")
-	bob.expect("RELAY bob alice " + text + " \r\n")
+	alice.Send(prefix + text + "\r\n")
+	bob.Expect("RELAY bob alice " + text + " \r\n")
 	text = strings.Repeat("y", protocol.MaxLine-len(prefix)-1)
-	alice.send(prefix + text + "\n")
-	bob.expect("RELAY bob alice " + text + " \r\n")
+	alice.Send(prefix + text + "\n")
+	bob.Expect("RELAY bob alice " + text + " \r\n")
 
 	// One byte more is too long.
-	alice.send(prefix + text + "z\n")
-	alice.expect("END * <line too long> \r\n")
-	alice.expectClosed()
+	alice.Send(prefix + text + "z\n")
+	alice.Expect("END * <line too long> \r\n")
+	alice.ExpectClosed()
 
 	// A line that never ends is cut off at the limit too.
 	carol := login(t, srv, "carol", "pw-carol")
-	carol.send(strings.Repeat("a", protocol.MaxLine+10))
-	carol.expect("END * <line too long> \r\n")
-	carol.expectClosed()
+	carol.Send(strings.Repeat("a", protocol.MaxLine+10))
+	carol.Expect("END * <line too long> \r\n")
+	carol.ExpectClosed()
 
 	// Before login as well.
 	c := dial(t, srv)
-	c.send("AUTH " + strings.Repeat("b", 5000) + "\n")
-	c.expect("END * <line too long> \r\n")
-	c.expectClosed()
+	c.Send("AUTH " + strings.Repeat("b", 5000) + "\n")
+	c.Expect("END * <line too long> \r\n")
+	c.ExpectClosed()
 
 	// Nobody else noticed.
-	bob.send("MSG bob bob fine\r\n")
-	bob.expect("RELAY bob bob fine \r\n")
+	bob.Send("MSG bob bob fine\r\n")
+	bob.Expect("RELAY bob bob fine \r\n")
 }
 
 // TestProtocolErrors covers every malformed query: each gets
@@ -169,12 +169,12 @@ func TestProtocolErrors(t *testing.T) {
 			} else {
 				c = dial(t, srv)
 			}
-			c.send(tt.line)
-			c.expect(tt.wantAnswer)
-			c.expectClosed()
+			c.Send(tt.line)
+			c.Expect(tt.wantAnswer)
+			c.ExpectClosed()
 			// One bad client never affects another.
-			bystanderA.send("MSG dave carol ping " + tt.name + "\r\n")
-			bystanderB.expect("RELAY dave carol ping " + tt.name + " \r\n")
+			bystanderA.Send("MSG dave carol ping " + tt.name + "\r\n")
+			bystanderB.Expect("RELAY dave carol ping " + tt.name + " \r\n")
 		})
 	}
 }
@@ -183,9 +183,9 @@ func TestBadLogin(t *testing.T) {
 	srv := servertest.Start(t, testUsers)
 	for _, line := range []string{"AUTH alice wrong\r\n", "AUTH nobody pw-alice\r\n", "AUTH Alice pw-alice\r\n"} {
 		c := dial(t, srv)
-		c.send(line)
-		c.expect("END <incorrect username or password> \r\n")
-		c.expectClosed()
+		c.Send(line)
+		c.Expect("END <incorrect username or password> \r\n")
+		c.ExpectClosed()
 	}
 	if got := srv.Server.Stats().LoginsFailed.Load(); got != 3 {
 		t.Errorf("failed logins = %d, want 3", got)
@@ -197,26 +197,26 @@ func TestLoggedInElsewhere(t *testing.T) {
 	old := login(t, srv, "alice", "pw-alice")
 	bob := login(t, srv, "bob", "pw-bob")
 	// Bob's reader caches alice's session; the new one must still get it.
-	bob.send("MSG alice bob first\r\n")
-	old.expect("RELAY alice bob first \r\n")
+	bob.Send("MSG alice bob first\r\n")
+	old.Expect("RELAY alice bob first \r\n")
 	fresh := login(t, srv, "alice", "pw-alice")
-	old.expect("END <logged in elsewhere> \r\n")
-	old.expectClosed()
-	bob.send("MSG alice bob second\r\n")
-	fresh.expect("RELAY alice bob second \r\n")
+	old.Expect("END <logged in elsewhere> \r\n")
+	old.ExpectClosed()
+	bob.Send("MSG alice bob second\r\n")
+	fresh.Expect("RELAY alice bob second \r\n")
 }
 
 func TestLoginTimeout(t *testing.T) {
 	srv := servertest.Start(t, testUsers, func(c *server.Config) { c.LoginTimeout = 300 * time.Millisecond })
 	// TLS done, no AUTH.
 	c := dial(t, srv)
-	c.expect("END <timeout> \r\n")
-	c.expectClosed()
+	c.Expect("END <timeout> \r\n")
+	c.ExpectClosed()
 	// AUTH never finished.
 	c = dial(t, srv)
-	c.send("AUTH alice pw-al")
-	c.expect("END <timeout> \r\n")
-	c.expectClosed()
+	c.Send("AUTH alice pw-al")
+	c.Expect("END <timeout> \r\n")
+	c.ExpectClosed()
 	// No TLS at all: the server closes the TCP connection.
 	raw := rawDial(t, srv.Addr)
 	_ = raw.SetReadDeadline(time.Now().Add(5 * time.Second))
@@ -226,14 +226,14 @@ func TestLoginTimeout(t *testing.T) {
 	// Once logged in, there is no read deadline.
 	alice := login(t, srv, "alice", "pw-alice")
 	time.Sleep(500 * time.Millisecond) // longer than the login timeout: that is the point
-	alice.send("MSG alice alice still here\r\n")
-	alice.expect("RELAY alice alice still here \r\n")
+	alice.Send("MSG alice alice still here\r\n")
+	alice.Expect("RELAY alice alice still here \r\n")
 }
 
 func TestCheck(t *testing.T) {
 	srv := servertest.Start(t, testUsers, func(c *server.Config) { c.CheckInterval = 20 * time.Millisecond })
 	alice := login(t, srv, "alice", "pw-alice")
-	if got := alice.line(); got != "CHECK \r\n" {
+	if got := alice.Line(); got != "CHECK \r\n" {
 		t.Fatalf("got %q, want CHECK", got)
 	}
 }
@@ -252,14 +252,14 @@ func TestOrderAndFanIn(t *testing.T) {
 			for i := 0; i < n; i++ {
 				fmt.Fprintf(&b, "MSG dave %s %d\r\n", name, i)
 			}
-			_, _ = c.conn.Write([]byte(b.String()))
+			_, _ = c.Conn.Write([]byte(b.String()))
 		}()
 	}
 	next := map[string]int{}
 	for i := 0; i < 3*n; i++ {
 		var from string
 		var seq int
-		line := dave.line()
+		line := dave.Line()
 		if _, err := fmt.Sscanf(line, "RELAY dave %s %d \r\n", &from, &seq); err != nil {
 			t.Fatalf("bad line %q: %v", line, err)
 		}
@@ -289,7 +289,7 @@ func TestSlowReceiver(t *testing.T) {
 	go func() {
 		defer close(done)
 		for i := 0; i < 20000; i++ {
-			if _, err := alice.conn.Write([]byte(line)); err != nil {
+			if _, err := alice.Conn.Write([]byte(line)); err != nil {
 				return
 			}
 			select {
@@ -302,7 +302,7 @@ func TestSlowReceiver(t *testing.T) {
 		}
 	}()
 	for {
-		got := alice.line()
+		got := alice.Line()
 		if got == "CNT <user not online> \r\n" {
 			break
 		}
@@ -312,10 +312,10 @@ func TestSlowReceiver(t *testing.T) {
 		t.Fatalf("too_slow closes = %d, want 1", n)
 	}
 	// Everybody else is served as before.
-	carol.send("MSG dave carol unaffected\r\n")
-	dave.expect("RELAY dave carol unaffected \r\n")
-	alice.send("MSG dave alice me too\r\n")
-	dave.expect("RELAY dave alice me too \r\n")
+	carol.Send("MSG dave carol unaffected\r\n")
+	dave.Expect("RELAY dave carol unaffected \r\n")
+	alice.Send("MSG dave alice me too\r\n")
+	dave.Expect("RELAY dave alice me too \r\n")
 }
 
 func TestThrottle(t *testing.T) {
@@ -324,14 +324,14 @@ func TestThrottle(t *testing.T) {
 	})
 	for i := 0; i < 4; i++ {
 		c := dial(t, srv)
-		c.send("AUTH alice wrong\r\n")
-		c.expect("END <incorrect username or password> \r\n")
+		c.Send("AUTH alice wrong\r\n")
+		c.Expect("END <incorrect username or password> \r\n")
 	}
 	// Blocked now, even with the right password.
 	c := dial(t, srv)
-	c.send("AUTH alice pw-alice\r\n")
-	c.expect("END <too many attempts> \r\n")
-	c.expectClosed()
+	c.Send("AUTH alice pw-alice\r\n")
+	c.Expect("END <too many attempts> \r\n")
+	c.ExpectClosed()
 }
 
 func TestLimits(t *testing.T) {
@@ -342,16 +342,16 @@ func TestLimits(t *testing.T) {
 	login(t, srv, "alice", "pw-alice")
 	login(t, srv, "bob", "pw-bob")
 	c := dial(t, srv)
-	c.send("AUTH carol pw-carol\r\n")
-	c.expect("END <server full> \r\n")
-	c.expectClosed()
+	c.Send("AUTH carol pw-carol\r\n")
+	c.Expect("END <server full> \r\n")
+	c.ExpectClosed()
 	// A user already online may still replace their session.
 	login(t, srv, "bob", "pw-bob")
 
 	idle1, idle2 := dial(t, srv), dial(t, srv)
 	third := dial(t, srv)
-	third.expect("END <too many connections> \r\n")
-	third.expectClosed()
+	third.Expect("END <too many connections> \r\n")
+	third.ExpectClosed()
 	_, _ = idle1, idle2
 }
 
@@ -360,10 +360,10 @@ func TestAccountRemoved(t *testing.T) {
 	alice := login(t, srv, "alice", "pw-alice")
 	bob := login(t, srv, "bob", "pw-bob")
 	srv.ReloadUsers(servertest.Users{"bob": "pw-bob"})
-	alice.expect("END <account removed> \r\n")
-	alice.expectClosed()
-	bob.send("MSG bob bob still here\r\n")
-	bob.expect("RELAY bob bob still here \r\n")
+	alice.Expect("END <account removed> \r\n")
+	alice.ExpectClosed()
+	bob.Send("MSG bob bob still here\r\n")
+	bob.Expect("RELAY bob bob still here \r\n")
 }
 
 func TestShutdown(t *testing.T) {
@@ -373,10 +373,10 @@ func TestShutdown(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	go func() { _ = srv.Server.Shutdown(ctx) }()
-	alice.expect("END <server shutting down> \r\n")
-	alice.expectClosed()
-	waiting.expect("END <server shutting down> \r\n")
-	waiting.expectClosed()
+	alice.Expect("END <server shutting down> \r\n")
+	alice.ExpectClosed()
+	waiting.Expect("END <server shutting down> \r\n")
+	waiting.ExpectClosed()
 	srv.Stop()
 }
 
@@ -392,16 +392,16 @@ func TestCNTFlood(t *testing.T) {
 		for i := 0; i < n; i++ {
 			b.WriteString("MSG carol alice are you there?\r\n")
 		}
-		_, _ = alice.conn.Write([]byte(b.String()))
+		_, _ = alice.Conn.Write([]byte(b.String()))
 	}()
 	for i := 0; i < n; i++ {
-		alice.expect("CNT <user not online> \r\n")
+		alice.Expect("CNT <user not online> \r\n")
 	}
 	if got := srv.Server.Stats().CloseCount("too_slow"); got != 0 {
 		t.Fatalf("too_slow closes = %d", got)
 	}
-	alice.send("END\r\n")
-	alice.expect("END <end accepted> \r\n")
+	alice.Send("END\r\n")
+	alice.Expect("END <end accepted> \r\n")
 }
 
 // TestRelayRuns mixes runs of messages to one target, to oneself and to
@@ -411,15 +411,15 @@ func TestRelayRuns(t *testing.T) {
 	srv := servertest.Start(t, testUsers)
 	alice := login(t, srv, "alice", "pw-alice")
 	bob := login(t, srv, "bob", "pw-bob")
-	alice.send("MSG alice alice 1\r\nMSG nobody alice 2\r\nMSG bob alice 3\r\nMSG bob alice 4\r\n" +
+	alice.Send("MSG alice alice 1\r\nMSG nobody alice 2\r\nMSG bob alice 3\r\nMSG bob alice 4\r\n" +
 		"MSG alice alice 5\r\nMSG alice alice 6\r\nMSG carol alice 7\r\nMSG bob alice 8\r\nEND\r\n")
-	alice.expect("RELAY alice alice 1 \r\n")
-	alice.expect("CNT <user not online> \r\n")
-	alice.expect("RELAY alice alice 5 \r\n")
-	alice.expect("RELAY alice alice 6 \r\n")
-	alice.expect("CNT <user not online> \r\n")
-	alice.expect("END <end accepted> \r\n")
+	alice.Expect("RELAY alice alice 1 \r\n")
+	alice.Expect("CNT <user not online> \r\n")
+	alice.Expect("RELAY alice alice 5 \r\n")
+	alice.Expect("RELAY alice alice 6 \r\n")
+	alice.Expect("CNT <user not online> \r\n")
+	alice.Expect("END <end accepted> \r\n")
 	for _, want := range []string{"3", "4", "8"} {
-		bob.expect("RELAY bob alice " + want + " \r\n")
+		bob.Expect("RELAY bob alice " + want + " \r\n")
 	}
 }

@@ -42,9 +42,9 @@ func TestShutdownUnderLoad(t *testing.T) {
 	// allowed to get; any other line fails the test.
 	readAll := func(c *lineConn, allowed string, count *atomic.Int64) {
 		defer wg.Done()
-		_ = c.conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+		_ = c.Conn.SetReadDeadline(time.Now().Add(30 * time.Second))
 		for {
-			line, err := c.r.ReadString('\n')
+			line, err := c.R.ReadString('\n')
 			if err != nil {
 				if line != "" {
 					t.Errorf("partial line %q before %v", trunc(line), err)
@@ -83,8 +83,8 @@ func TestShutdownUnderLoad(t *testing.T) {
 				for j := 0; j < 50; j++ {
 					b = fmt.Appendf(b, "MSG %s %s message %d/%d with some text\r\n", targets[(seq+j)%len(targets)], name, seq, j)
 				}
-				_ = c.conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
-				if _, err := c.conn.Write(b); err != nil {
+				_ = c.Conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
+				if _, err := c.Conn.Write(b); err != nil {
 					return // the server closed the connection
 				}
 			}
@@ -131,7 +131,7 @@ func TestShutdownWithStalledReceiver(t *testing.T) {
 	start := srv.Server.Stats().BytesIn.Load()
 	const batches = 64 // 8 MB: more than the socket buffers hold
 	for i := 0; i < batches; i++ {
-		alice.send(batch)
+		alice.Send(batch)
 	}
 	waitFor(t, "the server to read the flood", func() bool {
 		return srv.Server.Stats().BytesIn.Load()-start >= int64(batches*len(batch))
@@ -148,8 +148,8 @@ func TestShutdownWithStalledReceiver(t *testing.T) {
 	if took > grace+2*time.Second {
 		t.Errorf("shutdown took %v with a %v deadline", took, grace)
 	}
-	carol.expect("END <server shutting down> \r\n")
-	carol.expectClosed()
-	alice.expect("END <server shutting down> \r\n")
-	alice.expectClosed()
+	carol.Expect("END <server shutting down> \r\n")
+	carol.ExpectClosed()
+	alice.Expect("END <server shutting down> \r\n")
+	alice.ExpectClosed()
 }

@@ -1,7 +1,6 @@
 package server_test
 
 import (
-	"bufio"
 	"crypto/tls"
 	"fmt"
 	"io"
@@ -30,9 +29,9 @@ func TestRemovedDuringLogin(t *testing.T) {
 		}
 	})
 	c := dial(t, srv)
-	c.send("AUTH alice pw-alice \r\n")
-	c.expect("END <incorrect username or password> \r\n")
-	c.expectClosed()
+	c.Send("AUTH alice pw-alice \r\n")
+	c.Expect("END <incorrect username or password> \r\n")
+	c.ExpectClosed()
 	if n := srv.Server.Online(); n != 0 {
 		t.Fatalf("online = %d after the removed user's login, want 0", n)
 	}
@@ -49,9 +48,9 @@ func frozenDial(t *testing.T, srv *servertest.Server, user, password string) *li
 	_ = raw.(*net.TCPConn).SetReadBuffer(4096)
 	tc := tls.Client(raw, srv.ClientTLS())
 	t.Cleanup(func() { tc.Close() })
-	c := &lineConn{t: t, conn: tc, r: bufio.NewReaderSize(tc, 16<<10)}
-	c.send("AUTH " + user + " " + password + " \r\n")
-	c.expect("ACCEPT " + user + " \r\n")
+	c := servertest.NewConn(t, tc)
+	c.Send("AUTH " + user + " " + password + " \r\n")
+	c.Expect("ACCEPT " + user + " \r\n")
 	return c
 }
 
@@ -69,15 +68,15 @@ func TestClosedSessionStopsReading(t *testing.T) {
 	for i := 0; i < 2000; i++ {
 		b.WriteString("MSG alice bob " + big + " \r\n")
 	}
-	bob.send(b.String())
-	bob.send("MSG bob bob synced \r\n")
-	bob.expect("RELAY bob bob synced \r\n")
+	bob.Send(b.String())
+	bob.Send("MSG bob bob synced \r\n")
+	bob.Expect("RELAY bob bob synced \r\n")
 
 	login(t, srv, "alice", "pw-alice") // replaces the frozen session
-	alice.send("MSG carol alice after-replacement \r\n")
+	alice.Send("MSG carol alice after-replacement \r\n")
 	time.Sleep(300 * time.Millisecond) // the old reader would have relayed it by now
-	carol.send("MSG carol carol marker \r\n")
-	carol.expect("RELAY carol carol marker \r\n")
+	carol.Send("MSG carol carol marker \r\n")
+	carol.Expect("RELAY carol carol marker \r\n")
 }
 
 // TestPreLoginOnlyAUTHIsChecked: before login, only AUTH is a login
@@ -87,9 +86,9 @@ func TestPreLoginOnlyAUTHIsChecked(t *testing.T) {
 	srv := servertest.Start(t, testUsers)
 	for _, line := range []string{"WHO *", "WATCH bob", "JOIN #team", "HELLO 2", "PUT zed password1", "MSG bob alice hi"} {
 		c := dial(t, srv)
-		c.send(line + " \r\n")
-		c.expect("END * <incorrect protocol> \r\n")
-		c.expectClosed()
+		c.Send(line + " \r\n")
+		c.Expect("END * <incorrect protocol> \r\n")
+		c.ExpectClosed()
 	}
 	if n := srv.Server.Stats().LoginsFailed.Load(); n != 0 {
 		t.Fatalf("failed logins = %d, want 0", n)
@@ -110,9 +109,9 @@ func TestSmallQueuePromptReader(t *testing.T) {
 		for i := 0; i < 256; i++ {
 			fmt.Fprintf(&b, "MSG bob alice %d %s \r\n", i, text)
 		}
-		alice.send(b.String())
+		alice.Send(b.String())
 		for i := 0; i < 256; i++ {
-			bob.expect(fmt.Sprintf("RELAY bob alice %d %s \r\n", i, text))
+			bob.Expect(fmt.Sprintf("RELAY bob alice %d %s \r\n", i, text))
 		}
 	}
 	if got := srv.Server.Stats().CloseCount("too_slow"); got != 0 {
@@ -138,8 +137,8 @@ func TestQueueBoundTooSmall(t *testing.T) {
 // the warnings are rate-limited, and logins work again once the flood
 // goes away.
 func TestPendingCap(t *testing.T) {
-	var logs logBuffer
-	srv := servertest.Start(t, testUsers, withLog(&logs), func(c *server.Config) { c.MaxPending = 8 })
+	var logs servertest.Logs
+	srv := servertest.Start(t, testUsers, servertest.WithLogs(&logs), func(c *server.Config) { c.MaxPending = 8 })
 	alice := login(t, srv, "alice", "pw-alice")
 	var flood []net.Conn
 	for i := 0; i < 8; i++ {
@@ -153,8 +152,8 @@ func TestPendingCap(t *testing.T) {
 			t.Fatalf("connection over the cap: read err = %v, want it closed at once", err)
 		}
 	}
-	alice.send("MSG alice alice still here \r\n")
-	alice.expect("RELAY alice alice still here \r\n")
+	alice.Send("MSG alice alice still here \r\n")
+	alice.Expect("RELAY alice alice still here \r\n")
 	if n := strings.Count(logs.String(), "too many connections waiting"); n < 1 || n > 2 {
 		t.Fatalf("%d warning lines for 30 refusals, want 1 or 2 (rate-limited):\n%s", n, logs.String())
 	}
@@ -218,11 +217,11 @@ func TestDroppedAreCounted(t *testing.T) {
 			fmt.Fprintf(&b, "MSG bob alice %s \r\n", text)
 		}
 		b.WriteString("END \r\n")
-		_, _ = io.WriteString(alice.conn, b.String())
+		_, _ = io.WriteString(alice.Conn, b.String())
 	}()
 	cnt := 0
 	for {
-		l := alice.line()
+		l := alice.Line()
 		if l == "END <end accepted> \r\n" {
 			break
 		}
@@ -233,9 +232,9 @@ func TestDroppedAreCounted(t *testing.T) {
 	st := srv.Server.Stats()
 	waitFor(t, "condition", func() bool { return st.CloseCount("too_slow") == 1 })
 	got := 0
-	_ = bob.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_ = bob.Conn.SetReadDeadline(time.Now().Add(10 * time.Second))
 	for {
-		l, err := bob.r.ReadString('\n')
+		l, err := bob.R.ReadString('\n')
 		if err != nil {
 			break
 		}
