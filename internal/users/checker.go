@@ -106,7 +106,8 @@ func (c *Checker) Verify(ctx context.Context, t *Table, name string, password []
 
 // unknownParams are the parameters an unknown user of t costs.
 func (t *Table) unknownParams() Params {
-	if t == nil {
+	if t == nil || t.dummy == (Params{}) {
+		// The zero Table, documented as empty, has no parameters set.
 		return DefaultParams
 	}
 	return t.dummy

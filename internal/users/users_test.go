@@ -192,14 +192,20 @@ func TestParseSizeLimit(t *testing.T) {
 	}
 }
 
-func TestNilTable(t *testing.T) {
-	var tab *Table
-	if tab.Len() != 0 || tab.Has("a") || len(tab.Names()) != 0 || len(tab.PlaintextUsers()) != 0 {
-		t.Fatal("nil table is not empty")
-	}
-	ok, err := NewChecker(1).Verify(context.Background(), tab, "a", []byte("pw"))
-	if ok || err != nil {
-		t.Fatalf("Verify on nil table = %v, %v", ok, err)
+func TestNilAndZeroTable(t *testing.T) {
+	for name, tab := range map[string]*Table{"nil": nil, "zero": {}} {
+		if tab.Len() != 0 || tab.Has("a") || len(tab.Names()) != 0 || len(tab.PlaintextUsers()) != 0 {
+			t.Fatalf("%s table is not empty", name)
+		}
+		// The zero Table has no dummy parameters of its own, and
+		// argon2id panics on zero passes.
+		ok, err := NewChecker(1).Verify(context.Background(), tab, "a", []byte("pw"))
+		if ok || err != nil {
+			t.Fatalf("Verify on %s table = %v, %v", name, ok, err)
+		}
+		if p := tab.unknownParams(); p != DefaultParams {
+			t.Fatalf("unknown users of the %s table cost %+v, want %+v", name, p, DefaultParams)
+		}
 	}
 }
 
