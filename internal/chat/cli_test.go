@@ -92,6 +92,11 @@ func connectPeer(t *testing.T, srv *servertest.Server, user string) *peer {
 	if err := c.Login(ctx, user, testUsers[user]); err != nil {
 		t.Fatalf("peer %s: %v", user, err)
 	}
+	return newPeer(t, c)
+}
+
+// newPeer collects what a logged-in connection receives.
+func newPeer(t *testing.T, c *client.Conn) *peer {
 	p := &peer{t: t, conn: c, events: make(chan client.Event, 1000)}
 	go func() {
 		defer close(p.events)

@@ -6,10 +6,15 @@
 // called from one goroutine at a time; Queue, Send, Flush and SendEnd may be
 // called from another goroutine at the same time. Close may be called from
 // anywhere.
+//
+// The client speaks so that the original server, the seed's, understands
+// it too: every query in the seed shape ("MSG bob alice hi \r\n", with a
+// space before the line end) and one query per TLS record, because that
+// server takes each record it reads as one query. It reads that server's
+// CHECK, which has no line end, as a line of its own.
 package client
 
 import (
-	"bufio"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -57,6 +62,11 @@ var (
 	ErrControlCharacter = errors.New("message holds a control character")
 )
 
+// ReasonAlreadyOnline is how the original server refuses a login of a user
+// who is online already (a messager server replaces the old session
+// instead). Another attempt would get the same answer, so it is final.
+const ReasonAlreadyOnline = "user already online"
+
 // EndError reports that the server ended the session with END: a refused
 // login, or any other reason the server gave.
 type EndError struct {
@@ -91,7 +101,7 @@ func (e *EndError) Refused() bool {
 		return true
 	}
 	switch e.Reason {
-	case protocol.ReasonBadLogin, protocol.ReasonTooManyAttempts, protocol.ReasonAccountRemoved:
+	case protocol.ReasonBadLogin, protocol.ReasonTooManyAttempts, protocol.ReasonAccountRemoved, ReasonAlreadyOnline:
 		return true
 	}
 	return false
@@ -136,10 +146,17 @@ type Conn struct {
 	addr string
 	opts Options
 
-	r *protocol.Reader // used only by the receiving goroutine
+	r *lineReader // used only by the receiving goroutine
 
-	wmu        sync.Mutex // guards w, user, lastTarget and the write deadline
-	w          *bufio.Writer
+	// The send path. Queries wait in out until Flush, each in the seed
+	// shape; ends holds where each one ends. Flush writes every query
+	// with its own Write, which on TLS is its own record, because the
+	// original server reads one record as one query: two queries in one
+	// record reach it as one garbled query.
+	wmu        sync.Mutex // guards the send path, user, lastTarget and the write deadline
+	out        []byte
+	ends       []int
+	shared     bool // queued queries may share a write: the server is known to read lines
 	user       string
 	lastTarget string
 	buf        []byte
@@ -177,6 +194,13 @@ func DialOptions(ctx context.Context, addr string, config *tls.Config, opts Opti
 		config = config.Clone()
 		config.ServerName = host
 	}
+	if !config.DynamicRecordSizingDisabled {
+		// Go starts a connection with records of about 1 KB and grows
+		// them; a longer query would be split over several records,
+		// which the original server reads as several queries.
+		config = config.Clone()
+		config.DynamicRecordSizingDisabled = true
+	}
 	d := tls.Dialer{NetDialer: &net.Dialer{KeepAlive: 30 * time.Second}, Config: config}
 	nc, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
@@ -201,15 +225,10 @@ func newConn(nc net.Conn, addr string, opts Options) *Conn {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	c := &Conn{
-		nc:   nc,
-		addr: addr,
-		opts: opts,
-		r:    protocol.NewReader(nc, protocol.MaxServerLine),
-		// Big enough for several full MSG lines, so pipe mode coalesces
-		// many messages into one TLS record.
-		w: bufio.NewWriterSize(nc, 16<<10),
-	}
+	c := &Conn{nc: nc, addr: addr, opts: opts, r: newLineReader(nc)}
+	// Any bytes at all are a sign of life, even half a line: the original
+	// server's CHECK has no line end.
+	c.r.after = func(int) { c.seen() }
 	c.lastSeen.Store(opts.Now().UnixNano())
 	return c
 }
@@ -256,18 +275,21 @@ func (c *Conn) Login(ctx context.Context, user, password string) error {
 
 	c.wmu.Lock()
 	c.buf = protocol.AppendAuth(c.buf[:0], user, password)
-	_, err := c.w.Write(c.buf)
-	if err == nil {
-		err = c.w.Flush()
-	}
-	clear(c.buf) // the password must not linger
+	c.queueLocked(c.buf)
+	err := c.writeLocked()
+	// The password must not linger.
+	clear(c.buf)
+	clear(c.out[:cap(c.out)])
 	c.wmu.Unlock()
 	if err != nil {
 		return c.loginError(ctx, fmt.Errorf("login: send: %w", err))
 	}
 
+	// The login's deadline bounds every read; the watchdog starts with
+	// Receive.
+	c.r.before = nil
 	for {
-		raw, err := c.r.ReadLine()
+		raw, err := c.r.next()
 		if err != nil {
 			return c.loginError(ctx, fmt.Errorf("login: %w", readError(err)))
 		}
@@ -275,7 +297,6 @@ func (c *Conn) Login(ctx context.Context, user, password string) error {
 		if len(line) == 0 {
 			continue
 		}
-		c.seen()
 		sl, err := protocol.ParseServerLine(line)
 		if err != nil {
 			c.ignored.Add(1)
@@ -334,8 +355,8 @@ func readError(err error) error {
 
 // CheckText reports whether text can be sent to target by sender, and why
 // not: an empty message, a control character, or a line that would be too
-// long. Trailing spaces and tabs are not counted, because the server
-// removes them.
+// long. Trailing spaces and tabs are not counted, because the client
+// removes them before sending.
 func CheckText(target, sender, text string) error {
 	text = strings.TrimRight(text, " \t")
 	if text == "" {
@@ -344,16 +365,56 @@ func CheckText(target, sender, text string) error {
 	if !protocol.ValidText([]byte(text)) {
 		return ErrControlCharacter
 	}
-	if n := protocol.MsgLen(target, sender, text); n > protocol.MaxLine {
-		return &TooLongError{Len: n, MaxText: protocol.MaxLine - protocol.MsgLen(target, sender, "")}
+	if n := MsgLen(target, sender, text); n > protocol.MaxLine {
+		return &TooLongError{Len: n, MaxText: protocol.MaxLine - MsgLen(target, sender, "")}
 	}
 	return nil
 }
 
-// Queue appends a message to target to the send buffer without flushing
-// it, so that many messages share a write; Flush sends them. It refuses,
-// sending nothing, a message that is empty, holds a control character, or
-// would make a line longer than protocol.MaxLine (a *TooLongError).
+// MsgLen is the length of the MSG line the client sends for text, in the
+// seed shape: "MSG <target> <sender> <text> \r\n".
+func MsgLen(target, sender, text string) int {
+	return protocol.MsgLen(target, sender, text) + len(" ")
+}
+
+// queueLocked adds one query, formatted by protocol (ending in "\r\n"),
+// to the send path in the seed shape: a space before the line end, which
+// the original server needs and every server accepts.
+func (c *Conn) queueLocked(query []byte) {
+	query = query[:len(query)-len("\r\n")]
+	c.out = append(c.out, query...)
+	c.out = append(c.out, " \r\n"...)
+	c.ends = append(c.ends, len(c.out))
+}
+
+// writeLocked writes the queued queries, one Write each unless they may
+// share one, under the write timeout, and empties the queue.
+func (c *Conn) writeLocked() error {
+	if len(c.out) == 0 {
+		return nil
+	}
+	defer func() { c.out, c.ends = c.out[:0], c.ends[:0] }()
+	if err := c.nc.SetWriteDeadline(time.Now().Add(c.opts.WriteTimeout)); err != nil {
+		return err
+	}
+	if c.shared {
+		_, err := c.nc.Write(c.out)
+		return err
+	}
+	start := 0
+	for _, end := range c.ends {
+		if _, err := c.nc.Write(c.out[start:end]); err != nil {
+			return err
+		}
+		start = end
+	}
+	return nil
+}
+
+// Queue adds a message to target to the send queue without sending it;
+// Flush sends what is queued. It refuses, sending nothing, a message that
+// is empty, holds a control character, or would make a line longer than
+// protocol.MaxLine (a *TooLongError).
 func (c *Conn) Queue(target, text string) error {
 	if !protocol.ValidNameString(target) {
 		return &NameError{Name: target}
@@ -371,9 +432,7 @@ func (c *Conn) Queue(target, text string) error {
 	}
 	text = strings.TrimRight(text, " \t")
 	c.buf = protocol.AppendMsg(c.buf[:0], target, c.user, text)
-	if _, err := c.w.Write(c.buf); err != nil {
-		return fmt.Errorf("send: %w", err)
-	}
+	c.queueLocked(c.buf)
 	c.lastTarget = target
 	return nil
 }
@@ -394,13 +453,7 @@ func (c *Conn) Flush() error {
 }
 
 func (c *Conn) flushLocked() error {
-	if c.w.Buffered() == 0 {
-		return nil
-	}
-	if err := c.nc.SetWriteDeadline(time.Now().Add(c.opts.WriteTimeout)); err != nil {
-		return fmt.Errorf("send: %w", err)
-	}
-	if err := c.w.Flush(); err != nil {
+	if err := c.writeLocked(); err != nil {
 		return fmt.Errorf("send: %w", err)
 	}
 	return nil
@@ -416,9 +469,7 @@ func (c *Conn) SendEnd() error {
 		return ErrClosed
 	}
 	c.buf = protocol.AppendEndQuery(c.buf[:0])
-	if _, err := c.w.Write(c.buf); err != nil {
-		return fmt.Errorf("send end: %w", err)
-	}
+	c.queueLocked(c.buf)
 	return c.flushLocked()
 }
 
@@ -467,7 +518,7 @@ func (c *Conn) Checks() int64 { return c.checks.Load() }
 // unknown or their form is wrong.
 func (c *Conn) Ignored() int64 { return c.ignored.Load() }
 
-// LastSeen returns when the last line arrived from the server.
+// LastSeen returns when anything last arrived from the server.
 func (c *Conn) LastSeen() time.Time { return time.Unix(0, c.lastSeen.Load()) }
 
 func (c *Conn) seen() { c.lastSeen.Store(c.opts.Now().UnixNano()) }
@@ -519,23 +570,19 @@ func (End) event()       {}
 
 // Receive waits for the next event. CHECK lines and lines it does not know
 // are counted and skipped. After an End event the connection is closed and
-// Receive returns ErrClosed. When nothing arrives for SilentChecks check
-// intervals it returns ErrSilent; a network failure returns the error.
+// Receive returns ErrClosed. When not a byte arrives for SilentChecks
+// check intervals it returns ErrSilent; a network failure returns the
+// error.
 // After any error the connection is closed.
 func (c *Conn) Receive() (Event, error) {
 	if c.ended.Load() {
 		return nil, ErrClosed
 	}
+	if c.opts.CheckInterval > 0 {
+		c.r.before = c.watchdog
+	}
 	for {
-		if c.opts.CheckInterval > 0 && c.r.Buffered() == 0 {
-			// The watchdog: a server sends CHECK every interval, so three
-			// silent intervals mean the path to it is gone.
-			deadline := time.Now().Add(SilentChecks * c.opts.CheckInterval)
-			if err := c.nc.SetReadDeadline(deadline); err != nil {
-				return nil, c.fail(err)
-			}
-		}
-		raw, err := c.r.ReadLine()
+		raw, err := c.r.next()
 		if err != nil {
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() && !c.closed.Load() && errors.Is(err, os.ErrDeadlineExceeded) {
@@ -550,7 +597,6 @@ func (c *Conn) Receive() (Event, error) {
 		if len(line) == 0 {
 			continue
 		}
-		c.seen()
 		ev, ok := c.event(line)
 		if ok {
 			return ev, nil
@@ -586,6 +632,13 @@ func (c *Conn) event(line []byte) (Event, bool) {
 		c.ignored.Add(1)
 	}
 	return nil, false
+}
+
+// watchdog moves the read deadline before every read: a server sends
+// CHECK every interval, so SilentChecks intervals without a single byte
+// mean the path to it is gone.
+func (c *Conn) watchdog() error {
+	return c.nc.SetReadDeadline(time.Now().Add(SilentChecks * c.opts.CheckInterval))
 }
 
 func (c *Conn) fail(err error) error {
