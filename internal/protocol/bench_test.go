@@ -63,3 +63,43 @@ func BenchmarkAppendRelay(b *testing.B) {
 		buf = AppendRelay(buf[:0], []byte("bob"), []byte("alice"), text)
 	}
 }
+
+// BenchmarkParseQueryV2 measures the queries of version 2 that a busy
+// session sends: a group message and a full watch list.
+func BenchmarkParseQueryV2(b *testing.B) {
+	for _, tt := range []struct{ name, line string }{
+		{"groupmsg", string(TrimLine(AppendMsg(nil, "#ops", "alice", string(bytes.Repeat([]byte("x"), 100)))))},
+		{"watch32", "WATCH " + names(32)},
+	} {
+		line := []byte(tt.line)
+		b.Run(tt.name, func(b *testing.B) {
+			b.SetBytes(int64(len(line)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := ParseQuery(line); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+func BenchmarkParseServerLine(b *testing.B) {
+	line := TrimLine(AppendRelay(nil, []byte("bob"), []byte("alice"), bytes.Repeat([]byte("x"), 100)))
+	b.SetBytes(int64(len(line)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := ParseServerLine(line); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkAppendCNTTo(b *testing.B) {
+	target := []byte("bob")
+	buf := make([]byte, 0, 64)
+	b.ReportAllocs()
+	for b.Loop() {
+		buf = AppendCNTTo(buf[:0], target)
+	}
+}
