@@ -113,8 +113,14 @@ func ParseQuery(line []byte) (Query, error) {
 		target, rest, ok1 := cutName(line[4:])
 		sender, text, ok2 := cutName(rest)
 		if !ok1 || !ok2 || len(text) == 0 || !ValidText(text) {
+			// A group target fails the name check at its '#', before any
+			// cost: version 1 pays nothing for groups.
 			if line[4] == '#' {
-				return parseGroupMsg(line[4:])
+				target, rest, ok1 = cutGroup(line[4:])
+				sender, text, ok2 = cutName(rest)
+				if ok1 && ok2 && len(text) > 0 && ValidText(text) {
+					return Query{Kind: KindGroupMsg, Target: target, Sender: sender, Text: text}, nil
+				}
 			}
 			return Query{}, ErrProtocol
 		}
@@ -174,19 +180,6 @@ func ParseQuery(line []byte) (Query, error) {
 	return Query{}, ErrProtocol
 }
 
-// parseGroupMsg parses the rest of MSG #<group> <sender> <text>.
-func parseGroupMsg(b []byte) (Query, error) {
-	i := bytes.IndexByte(b, ' ')
-	if i < 0 || !ValidGroup(b[:i]) {
-		return Query{}, ErrProtocol
-	}
-	sender, text, ok := cutName(b[i+1:])
-	if !ok || len(text) == 0 || !ValidText(text) {
-		return Query{}, ErrProtocol
-	}
-	return Query{Kind: KindGroupMsg, Target: b[:i], Sender: sender, Text: text}, nil
-}
-
 // parsePut parses the rest of PUT <user> <password> [<invite>]. The line
 // is valid text already.
 func parsePut(b []byte) (Query, error) {
@@ -226,6 +219,20 @@ func cutName(b []byte) (name, rest []byte, ok bool) {
 			return b[:i], b[i+1:], i > 0
 		}
 		if !nameByte[c] || i >= MaxNameLen {
+			return nil, nil, false
+		}
+	}
+	return nil, nil, false
+}
+
+// cutGroup splits b at its first space, which must end a valid group.
+func cutGroup(b []byte) (group, rest []byte, ok bool) {
+	for i := 1; i < len(b); i++ {
+		c := b[i]
+		if c == ' ' {
+			return b[:i], b[i+1:], i > 1 && b[0] == '#'
+		}
+		if !nameByte[c] || i > MaxGroupLen {
 			return nil, nil, false
 		}
 	}
