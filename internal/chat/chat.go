@@ -145,6 +145,7 @@ func (s *session) waitConn(ctx context.Context) *client.Conn {
 func (s *session) loop(ctx context.Context) {
 	defer close(s.done)
 	conn := s.cfg.Conn
+	s.cfg.Backoff.Up()
 	for {
 		s.setConn(conn)
 		err := s.receive(conn)

@@ -202,14 +202,14 @@ func TestWatchdog(t *testing.T) {
 }
 
 func TestWatchdogKeptAliveByChecks(t *testing.T) {
-	c, s := newScripted(t, Options{CheckInterval: 30 * time.Millisecond})
+	c, s := newScripted(t, Options{CheckInterval: 100 * time.Millisecond})
 	login(t, c, s)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		// Checks every 20ms for 200ms keep the connection alive well past
+		// Checks every 40ms for 400ms keep the connection alive past
 		// three intervals, then a relay arrives.
-		tick := time.NewTicker(20 * time.Millisecond)
+		tick := time.NewTicker(40 * time.Millisecond)
 		defer tick.Stop()
 		for i := 0; i < 10; i++ {
 			<-tick.C
@@ -351,7 +351,7 @@ func TestReconnect(t *testing.T) {
 		}
 		return want, nil
 	}, func(error, time.Duration) { notified++ })
-	if err != nil || c != want || calls != 3 || notified != 2 || b.Attempts() != 0 {
+	if err != nil || c != want || calls != 3 || notified != 2 || b.Attempts() != 3 {
 		t.Fatalf("Reconnect = %v, %v after %d calls, %d notices", c, err, calls, notified)
 	}
 
@@ -366,5 +366,47 @@ func TestReconnect(t *testing.T) {
 	_, err = Reconnect(ctx, b, func(context.Context) (*Conn, error) { return nil, io.EOF }, nil)
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("Reconnect with a cancelled context = %v", err)
+	}
+}
+
+// virtualClock is a Backoff's clock that sleeps by moving time on.
+type virtualClock struct {
+	now   time.Time
+	slept []time.Duration
+}
+
+func (c *virtualClock) Now() time.Time { return c.now }
+
+func (c *virtualClock) Sleep(ctx context.Context, d time.Duration) error {
+	c.now = c.now.Add(d)
+	c.slept = append(c.slept, d)
+	return ctx.Err()
+}
+
+// TestReconnectAlwaysWaits: every attempt waits, even after a session
+// that ended as soon as it started, and the waits grow from one short
+// session to the next; only a session that lasted Stable resets them.
+func TestReconnectAlwaysWaits(t *testing.T) {
+	clock := &virtualClock{now: time.Unix(1000, 0)}
+	b := &Backoff{Min: 100 * time.Millisecond, Max: time.Second, Stable: 30 * time.Second,
+		Rand: func() float64 { return 0.999999 }, Now: clock.Now, Sleep: clock.Sleep}
+	b.Up()
+	connect := func(context.Context) (*Conn, error) { return &Conn{}, nil }
+	for i := 0; i < 5; i++ {
+		// The session ends at once: no time passes but the waits.
+		if _, err := Reconnect(context.Background(), b, connect, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := []time.Duration{100, 200, 400, 800, 1000}
+	for i, d := range clock.slept {
+		if d.Round(10*time.Millisecond) != want[i]*time.Millisecond {
+			t.Fatalf("waits %v, want %v ms", clock.slept, want)
+		}
+	}
+	clock.now = clock.now.Add(30 * time.Second)
+	Reconnect(context.Background(), b, connect, nil)
+	if d := clock.slept[len(clock.slept)-1]; d.Round(10*time.Millisecond) != 100*time.Millisecond {
+		t.Errorf("wait after a stable session %v, want Min again", d)
 	}
 }

@@ -8,23 +8,38 @@ import (
 	"time"
 )
 
-// Backoff computes waits between reconnection attempts: exponential from
-// Min to Max, each wait drawn at random from its upper half so that many
-// clients dropped at once do not come back at once. The zero value uses
-// DefaultMinBackoff and DefaultMaxBackoff.
+// Backoff paces reconnection attempts: exponential waits from Min to Max,
+// each drawn at random from its upper half so that many clients dropped
+// at once do not come back at once. Every attempt waits, however the
+// session before it ended: a server that accepts a login and drops the
+// session at once must not get a login storm. The waits start again from
+// Min only after a session lasted Stable. The zero value uses the
+// defaults and the real clock.
 type Backoff struct {
 	// Min is the first wait, Max the cap.
 	Min, Max time.Duration
+	// Stable is how long a session must last for the waits to start again
+	// from Min; zero means DefaultStable.
+	Stable time.Duration
 	// Rand returns a number in [0, 1); nil means math/rand.
 	Rand func() float64
+	// Now and Sleep are the clock; nil means the real one. Sleep returns
+	// early with ctx's error when ctx ends.
+	Now   func() time.Time
+	Sleep func(ctx context.Context, d time.Duration) error
 
 	attempt int
+	up      time.Time // when the current session started; zero when none is known
 }
 
 // Default backoff bounds.
 const (
 	DefaultMinBackoff = 500 * time.Millisecond
 	DefaultMaxBackoff = 30 * time.Second
+	// DefaultStable is how long a session must last to reset the waits:
+	// a full default check interval, so that the server has shown it is
+	// alive at least once.
+	DefaultStable = DefaultCheckInterval
 )
 
 // Next returns the wait before the next attempt and counts the attempt.
@@ -56,8 +71,50 @@ func (b *Backoff) Next() time.Duration {
 // Attempts returns how many waits Next has handed out since the last Reset.
 func (b *Backoff) Attempts() int { return b.attempt }
 
-// Reset starts again from Min, after a connection that worked.
+// Reset starts again from Min.
 func (b *Backoff) Reset() { b.attempt = 0 }
+
+// Up records that a session started now. Reconnect calls it after a
+// successful attempt; a front end calls it for its first connection.
+func (b *Backoff) Up() { b.up = b.now() }
+
+// down is called when the session recorded by Up has ended: a session
+// that lasted Stable proves the server works, so the waits start again
+// from Min.
+func (b *Backoff) down() {
+	if b.up.IsZero() {
+		return
+	}
+	stable := b.Stable
+	if stable <= 0 {
+		stable = DefaultStable
+	}
+	if b.now().Sub(b.up) >= stable {
+		b.Reset()
+	}
+	b.up = time.Time{}
+}
+
+func (b *Backoff) now() time.Time {
+	if b.Now != nil {
+		return b.Now()
+	}
+	return time.Now()
+}
+
+func (b *Backoff) sleep(ctx context.Context, d time.Duration) error {
+	if b.Sleep != nil {
+		return b.Sleep(ctx, d)
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
 
 // Retryable reports whether connecting again may help after err: true for
 // network failures and for an END that may pass later (server shutting
@@ -91,15 +148,22 @@ func Retryable(err error) bool {
 	return true
 }
 
-// Reconnect calls connect until it succeeds, ctx ends, or it fails with an
-// error that is not Retryable, waiting b.Next() between attempts. Before
-// each wait it calls notify, when not nil, with the failure and the wait.
-// On success it resets b.
+// Reconnect connects again after a session ended: it waits b.Next(), then
+// calls connect, until connect succeeds, ctx ends, or connect fails with
+// an error that is not Retryable. After each failed attempt it calls
+// notify, when not nil, with the failure and the wait before the next.
+// The waits start again from Min when the session that ended lasted
+// b.Stable; on success the new session is recorded with b.Up.
 func Reconnect(ctx context.Context, b *Backoff, connect func(context.Context) (*Conn, error), notify func(err error, wait time.Duration)) (*Conn, error) {
+	b.down()
+	wait := b.Next()
 	for {
+		if err := b.sleep(ctx, wait); err != nil {
+			return nil, err
+		}
 		c, err := connect(ctx)
 		if err == nil {
-			b.Reset()
+			b.Up()
 			return c, nil
 		}
 		if ctx.Err() != nil {
@@ -108,16 +172,9 @@ func Reconnect(ctx context.Context, b *Backoff, connect func(context.Context) (*
 		if !Retryable(err) {
 			return nil, err
 		}
-		wait := b.Next()
+		wait = b.Next()
 		if notify != nil {
 			notify(err, wait)
-		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil, ctx.Err()
-		case <-t.C:
 		}
 	}
 }

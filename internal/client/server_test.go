@@ -111,8 +111,8 @@ func TestRealServerLoggedInElsewhere(t *testing.T) {
 }
 
 func TestRealServerChecksKeepAlive(t *testing.T) {
-	srv := servertest.Start(t, users, func(c *server.Config) { c.CheckInterval = 20 * time.Millisecond })
-	alice, err := dial(t, srv, "alice", "pw1", client.Options{CheckInterval: 20 * time.Millisecond})
+	srv := servertest.Start(t, users, func(c *server.Config) { c.CheckInterval = 50 * time.Millisecond })
+	alice, err := dial(t, srv, "alice", "pw1", client.Options{CheckInterval: 50 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,7 +123,7 @@ func TestRealServerChecksKeepAlive(t *testing.T) {
 	// The server's checks keep alice's watchdog from firing while bob
 	// waits ten intervals before writing.
 	go func() {
-		time.Sleep(200 * time.Millisecond)
+		time.Sleep(500 * time.Millisecond)
 		bob.Send("alice", "late")
 	}()
 	ev, err := alice.Receive()

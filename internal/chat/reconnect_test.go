@@ -1,0 +1,96 @@
+package chat_test
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/messager/messager/internal/chat"
+	"github.com/messager/messager/internal/client"
+	"github.com/messager/messager/internal/trust"
+)
+
+// virtualClock runs a Backoff in virtual time: sleeping moves the clock
+// on at once. When the clock passes its limit it cancels the session.
+type virtualClock struct {
+	mu     sync.Mutex
+	now    time.Time
+	end    time.Time
+	cancel context.CancelFunc
+}
+
+func (c *virtualClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *virtualClock) Sleep(ctx context.Context, d time.Duration) error {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	over := c.now.After(c.end)
+	c.mu.Unlock()
+	if over {
+		c.cancel()
+	}
+	return ctx.Err()
+}
+
+// TestReconnectBacksOffAfterShortSessions: a server that accepts every
+// login and closes the session at once. The client used to log in again
+// at once, thousands of times a second; it must wait between attempts
+// however the session before ended.
+func TestReconnectBacksOffAfterShortSessions(t *testing.T) {
+	var logins atomic.Int64
+	addr, fp := fakeServer(t, func(c net.Conn, r *bufio.Reader) {
+		if _, err := r.ReadString('\n'); err != nil {
+			return
+		}
+		logins.Add(1)
+		io.WriteString(c, "ACCEPT alice \r\n")
+	})
+	v, err := trust.New(addr, trust.Options{Fingerprint: fp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	connect := func(ctx context.Context) (*client.Conn, error) {
+		c, err := client.Dial(ctx, addr, v.TLSConfig())
+		if err != nil {
+			return nil, err
+		}
+		return c, c.Login(ctx, "alice", "pw1")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	first, err := connect(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Four seconds of virtual time; the waits are at least 250 ms, 500 ms,
+	// 1 s and 2 s, so at most four attempts fit after the first login.
+	start := time.Unix(1e9, 0)
+	clock := &virtualClock{now: start, end: start.Add(4 * time.Second), cancel: cancel}
+	stdin, keepOpen := io.Pipe()
+	defer keepOpen.Close()
+	err = chat.Run(ctx, chat.Config{
+		Conn:    first,
+		Connect: connect,
+		Backoff: &client.Backoff{Now: clock.Now, Sleep: clock.Sleep},
+		To:      "bob",
+		Stdin:   stdin,
+		Stdout:  io.Discard,
+		Stderr:  io.Discard,
+	})
+	if err == nil {
+		t.Fatal("the session ended without an error")
+	}
+	if n := logins.Load(); n < 2 || n > 5 {
+		t.Errorf("%d logins in 4 s of backoff, want 2 to 5", n)
+	}
+}
