@@ -70,7 +70,7 @@ for --server, --user and the password prompt.`,
 			if err != nil {
 				return err
 			}
-			conn, err := s.connectFirst(ctx)
+			conn, err := s.login(ctx)
 			if err != nil {
 				return err
 			}
@@ -127,7 +127,18 @@ type clientSetup struct {
 	terminal             bool
 }
 
-// setup resolves flags, environment and prompts.
+// Login on a terminal.
+const (
+	// passwordTries is how often a terminal user may type the password.
+	passwordTries = 3
+	// freshConn is how long a connection made before the password was
+	// asked for is used for the login; the server allows 10 s from the
+	// connection to the login, so an older one is replaced.
+	freshConn = 5 * time.Second
+)
+
+// setup resolves flags, environment and the user prompt. The password is
+// asked for later, by login, once the server is known to be there.
 func (f *connectFlags) setup(cmd *cobra.Command) (*clientSetup, error) {
 	s := &clientSetup{stdin: cmd.InOrStdin(), stderr: cmd.ErrOrStderr()}
 	if f.checkInterval < 0 {
@@ -166,13 +177,8 @@ func (f *connectFlags) setup(cmd *cobra.Command) (*clientSetup, error) {
 	}
 
 	s.password = os.Getenv(envPassword)
-	if s.password == "" {
-		if !s.terminal {
-			return nil, fmt.Errorf("no password: set $%s or run on a terminal", envPassword)
-		}
-		if s.password, err = s.promptPassword(fmt.Sprintf("password for %s@%s: ", s.user, s.addr)); err != nil {
-			return nil, err
-		}
+	if s.password == "" && !s.terminal {
+		return nil, fmt.Errorf("no password: set $%s or run on a terminal", envPassword)
 	}
 
 	s.verifier, err = trust.New(addr, trust.Options{
@@ -205,22 +211,74 @@ func serverAddr(server string) (string, error) {
 
 // connect dials and logs in; it is also the chat's reconnect function.
 func (s *clientSetup) connect(ctx context.Context) (*client.Conn, error) {
-	ctx, cancel := context.WithTimeout(ctx, client.DefaultLoginTimeout)
-	defer cancel()
-	c, err := client.DialOptions(ctx, s.addr, s.verifier.TLSConfig(), s.options)
+	c, err := s.dial(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if err := c.Login(ctx, s.user, s.password); err != nil {
-		return nil, err
-	}
-	return c, nil
+	return c, s.loginOn(ctx, c)
 }
 
-// connectFirst connects for the first time, asking on a terminal whether
-// to trust a server never seen before.
-func (s *clientSetup) connectFirst(ctx context.Context) (*client.Conn, error) {
-	c, err := s.connect(ctx)
+// dial connects and completes the TLS handshake, which checks the
+// server's certificate.
+func (s *clientSetup) dial(ctx context.Context) (*client.Conn, error) {
+	ctx, cancel := context.WithTimeout(ctx, client.DefaultLoginTimeout)
+	defer cancel()
+	return client.DialOptions(ctx, s.addr, s.verifier.TLSConfig(), s.options)
+}
+
+// loginOn logs in on a connection made by dial.
+func (s *clientSetup) loginOn(ctx context.Context, c *client.Conn) error {
+	ctx, cancel := context.WithTimeout(ctx, client.DefaultLoginTimeout)
+	defer cancel()
+	return c.Login(ctx, s.user, s.password)
+}
+
+// login makes the first connection. It connects before it asks for
+// anything more, so that a wrong address or an untrusted server is known
+// before the password is typed; on a terminal it asks whether to trust a
+// server never seen before, then for the password, and again after a
+// wrong one, up to passwordTries times.
+func (s *clientSetup) login(ctx context.Context) (*client.Conn, error) {
+	c, err := s.dialTrusting(ctx)
+	if err != nil {
+		return nil, err
+	}
+	dialed := time.Now()
+	asked := s.password == ""
+	for try := 1; ; try++ {
+		if asked && s.password == "" {
+			if s.password, err = s.promptPassword(fmt.Sprintf("password for %s@%s: ", s.user, s.addr)); err != nil {
+				c.Close()
+				return nil, err
+			}
+		}
+		if c == nil || time.Since(dialed) > freshConn {
+			if c != nil {
+				c.Close()
+			}
+			if c, err = s.dial(ctx); err != nil {
+				return nil, err
+			}
+			dialed = time.Now()
+		}
+		err = s.loginOn(ctx, c)
+		if err == nil {
+			return c, nil
+		}
+		c = nil
+		var end *client.EndError
+		if !asked || !errors.As(err, &end) || end.Reason != protocol.ReasonBadLogin || try == passwordTries {
+			return nil, err
+		}
+		fmt.Fprintf(s.stderr, "messager: %s; try again\n", err)
+		s.password = ""
+	}
+}
+
+// dialTrusting dials, asking on a terminal whether to trust a server
+// never seen before.
+func (s *clientSetup) dialTrusting(ctx context.Context) (*client.Conn, error) {
+	c, err := s.dial(ctx)
 	var unknown *trust.UnknownError
 	if err == nil || !errors.As(err, &unknown) || !s.terminal {
 		return c, err
@@ -238,7 +296,7 @@ func (s *clientSetup) connectFirst(ctx context.Context) (*client.Conn, error) {
 		return nil, err
 	}
 	fmt.Fprintf(s.stderr, "remembered %s in %s\n", unknown.Addr, s.verifier.KnownServersFile())
-	return s.connect(ctx)
+	return s.dial(ctx)
 }
 
 // promptLine asks for one line on the terminal. It reads byte by byte so

@@ -49,7 +49,7 @@ asked for on a terminal.`,
 				return fmt.Errorf("message not sent: %w", err)
 			}
 			ctx := cmd.Context()
-			conn, err := s.connectFirst(ctx)
+			conn, err := s.login(ctx)
 			if err != nil {
 				return err
 			}

@@ -332,18 +332,18 @@ func TestInteractiveSession(t *testing.T) {
 	env := clientEnv(t)
 	tm := startTerm(t, env, "chat", "--server", srv.Addr)
 
-	// Everything missing is asked for: user, password (no echo), trust,
-	// then the target.
+	// Everything missing is asked for: user, trust (the client has
+	// connected by then), password (no echo), then the target.
 	tm.expect("user: ")
 	tm.send("alice\r")
+	tm.expect(srv.Fingerprint)
+	tm.expect("[y/N] ")
+	tm.send("y\r")
 	tm.expect("password for alice@" + srv.Addr + ": ")
 	if !waitEchoOff(tm.pty) {
 		t.Fatal("echo not turned off for the password")
 	}
 	tm.send("pw1\r")
-	tm.expect(srv.Fingerprint)
-	tm.expect("[y/N] ")
-	tm.send("y\r")
 	tm.expect("logged in to " + srv.Addr + " as alice")
 	tm.expect("send to: ")
 	tm.send("bob\r")
