@@ -27,6 +27,10 @@ const (
 	envPassword = "MESSAGER_PASSWORD"
 )
 
+// fingerprintCommand prints a server's fingerprint on the server; the
+// trust prompt names it.
+const fingerprintCommand = "messager cert fingerprint"
+
 // defaultServer is the server the client talks to unless told otherwise.
 var defaultServer = "localhost:" + strconv.Itoa(protocol.DefaultPort)
 
@@ -284,7 +288,8 @@ func (s *clientSetup) dialTrusting(ctx context.Context) (*client.Conn, error) {
 		return c, err
 	}
 	fmt.Fprintf(s.stderr, "the server %s is not known yet.\nits certificate fingerprint is %s\n"+
-		"compare it with the one the server prints (messager cert fingerprint).\n", unknown.Addr, unknown.Fingerprint)
+		"compare it with the one the server printed when it started, or that %q prints on the server.\n",
+		unknown.Addr, unknown.Fingerprint, fingerprintCommand)
 	answer, err := s.promptLine("trust this server and remember it? [y/N] ")
 	if err != nil {
 		return nil, err

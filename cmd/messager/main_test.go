@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/messager/messager/internal/trust"
 )
 
 // TestMain lets the test binary stand in for the messager command in
@@ -82,5 +84,19 @@ func cmdMode(ts *testscript.TestScript, neg bool, args []string) {
 		if (uint64(got) == want) == neg {
 			ts.Fatalf("%s has mode %s", f, fmt.Sprintf("%#o", got))
 		}
+	}
+}
+
+// TestFingerprintHint: the trust prompt and the error for an unknown
+// server name a command that exists.
+func TestFingerprintHint(t *testing.T) {
+	words := strings.Fields(fingerprintCommand)
+	cmd, rest, err := newRootCmd().Find(words[1:])
+	if err != nil || len(rest) != 0 || cmd.CommandPath() != fingerprintCommand || cmd.RunE == nil {
+		t.Fatalf("%q is not a command: found %q, %v, %v", fingerprintCommand, cmd.CommandPath(), rest, err)
+	}
+	msg := (&trust.UnknownError{Addr: "localhost:18443", Fingerprint: "sha256:00"}).Error()
+	if !strings.Contains(msg, `"`+fingerprintCommand+`"`) {
+		t.Errorf("unknown-server error does not name %q: %q", fingerprintCommand, msg)
 	}
 }

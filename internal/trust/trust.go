@@ -233,7 +233,8 @@ type UnknownError struct {
 
 func (e *UnknownError) Error() string {
 	return fmt.Sprintf("server %s is not known yet; its certificate fingerprint is %s\n"+
-		"compare it with the one the server prints (messager cert fingerprint), then run again with --trust-new, or pin it with --fingerprint",
+		"compare it with the one the server printed when it started, or that \"messager cert fingerprint\" prints on the server,\n"+
+		"then run again with --trust-new, or pin it with --fingerprint",
 		e.Addr, e.Fingerprint)
 }
 
