@@ -49,9 +49,13 @@ session, /help lists the commands. A missing user, password or target is
 asked for.
 
 When stdin is not a terminal, every input line is one message to --to, and
-received messages are written to stdout as "alice: text" (or JSON lines with
---json). At the end of input the session ends once the server has handled
-every line.
+received messages are written to stdout as "alice: text", notices to
+stderr as "* bob is not online". With --json, messages, notices and errors
+are JSON lines on stdout, each with a "type" of "message", "notice" or
+"error". At the end of input the session ends once the server has handled
+every line. Exit status: 0 when every line was delivered, 1 when some line
+could not be sent (or on any other error), 2 when the target of some line
+was not online.
 
 The server's certificate is trusted on first use and remembered in the
 known_servers file of the user's configuration directory; see --ca,
@@ -89,8 +93,11 @@ for --server, --user and the password prompt.`,
 				Stdout:      cmd.OutOrStdout(),
 				Stderr:      cmd.ErrOrStderr(),
 			})
-			if errors.Is(err, chat.ErrNotSent) {
+			switch {
+			case errors.Is(err, chat.ErrNotSent):
 				return withExitCode(1, nil)
+			case errors.Is(err, chat.ErrNotOnline):
+				return withExitCode(sendExitNotOnline, nil)
 			}
 			return err
 		},
@@ -99,7 +106,7 @@ for --server, --user and the password prompt.`,
 	cmd.Flags().DurationVar(&f.checkInterval, "check-interval", client.DefaultCheckInterval,
 		"the server's CHECK interval; after 3 silent intervals the connection counts as dead and is reopened")
 	cmd.Flags().StringVar(&to, "to", "", "send messages to `NAME`")
-	cmd.Flags().BoolVar(&jsonOut, "json", false, "write received messages as JSON lines (when stdout is not a terminal)")
+	cmd.Flags().BoolVar(&jsonOut, "json", false, "write received messages, notices and errors as JSON lines on stdout (when stdin is not a terminal)")
 	return cmd
 }
 

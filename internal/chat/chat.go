@@ -40,7 +40,8 @@ type Config struct {
 	Interactive bool
 	// Color shows each sender's name in its colour (interactive only).
 	Color bool
-	// JSON writes received messages as JSON lines (pipe mode only).
+	// JSON writes received messages, notices and errors as JSON lines
+	// on Stdout (pipe mode only).
 	JSON bool
 	// Stdin is the pipe-mode input.
 	Stdin io.Reader
@@ -52,14 +53,23 @@ type Config struct {
 	QuitTimeout time.Duration
 }
 
-// ErrNotSent is returned in pipe mode when some input lines could not be
-// sent (too long, control characters); each was reported on stderr.
-var ErrNotSent = errors.New("some lines were not sent")
+// Results of pipe mode that are not failures of the session: every line
+// was handled, and each of these was reported as it happened.
+var (
+	// ErrNotSent: some input lines could not be sent (too long, control
+	// characters).
+	ErrNotSent = errors.New("some lines were not sent")
+	// ErrNotOnline: every line was sent, but the target of some was not
+	// online, so they were not delivered.
+	ErrNotOnline = errors.New("some lines were not delivered: the target was not online")
+)
 
 // Run runs a chat session until the user quits, the input ends, or the
 // server ends the session for good. It returns nil after /quit or a
 // confirmed end of input, an *client.EndError when the server ended the
-// session, and other errors when the connection was lost for good.
+// session, and other errors when the connection was lost for good. At
+// the end of input, pipe mode returns ErrNotSent when some line could not
+// be sent, or else ErrNotOnline when some line was not delivered.
 func Run(ctx context.Context, cfg Config) error {
 	if cfg.Conn == nil {
 		return errors.New("chat: no connection")
@@ -100,9 +110,10 @@ type session struct {
 	conn    *client.Conn  // nil while reconnecting
 	changed chan struct{} // closed and replaced when conn changes
 
-	quitting atomic.Bool
-	done     chan struct{} // closed when the receive loop ends
-	err      error         // the loop's result, set before done closes
+	quitting  atomic.Bool
+	notOnline atomic.Bool   // some message was answered with CNT
+	done      chan struct{} // closed when the receive loop ends
+	err       error         // the loop's result, set before done closes
 }
 
 func (s *session) setConn(c *client.Conn) {
@@ -183,7 +194,8 @@ func (s *session) receive(conn *client.Conn) error {
 		case client.Relay:
 			s.out.relay(ev)
 		case client.NotOnline:
-			s.out.notice("%s is not online", ev.Target)
+			s.notOnline.Store(true)
+			s.out.notOnline(ev.Target)
 		case client.End:
 			return ev.Err()
 		}
@@ -307,15 +319,17 @@ func (s *session) pipe(ctx context.Context) error {
 		}
 		if in.final {
 			if in.err != nil {
-				s.cfg.Stderr.Write([]byte("* reading input: " + in.err.Error() + "\n"))
+				s.out.failure(0, "reading input: %v", in.err)
 				notSent = true
 			}
 			s.quit(0)
-			if s.err != nil {
+			switch {
+			case s.err != nil:
 				return s.err
-			}
-			if notSent {
+			case notSent:
 				return ErrNotSent
+			case s.notOnline.Load():
+				return ErrNotOnline
 			}
 			return nil
 		}
@@ -336,7 +350,7 @@ func (s *session) sendLine(ctx context.Context, text string, n int, more bool) b
 			continue
 		}
 		if err != nil {
-			s.out.notice("line %d not sent: %v", n, err)
+			s.out.failure(n, "line %d not sent: %v", n, err)
 			return false
 		}
 		if !more {

@@ -616,8 +616,10 @@ func TestPipe(t *testing.T) {
 	}
 	bob.expectRelay("alice", "one")
 	bob.expectRelay("alice", "two")
+	// A target not online: every line was handled, but not delivered:
+	// exit 2, as send does.
 	code, _, stderr = run(t, env, "hello?\n", "chat", "--fingerprint", srv.Fingerprint, "--to", "carol")
-	if code != 0 || !strings.Contains(stderr, "* carol is not online") {
+	if code != 2 || !strings.Contains(stderr, "* carol is not online") {
 		t.Errorf("offline target: exit %d, stderr %q", code, stderr)
 	}
 
@@ -645,16 +647,47 @@ func TestPipeJSON(t *testing.T) {
 	if len(lines) != 2 {
 		t.Fatalf("stdout %q, want two JSON lines", p.stdout.String())
 	}
-	var m struct {
-		Time           time.Time
-		From, To, Text string
-	}
+	var m jsonLine
 	if err := json.Unmarshal([]byte(lines[0]), &m); err != nil {
 		t.Fatalf("line %q: %v", lines[0], err)
 	}
-	if m.From != "bob" || m.To != "alice" || m.Text != `quote " and backslash \ and tab	here` || time.Since(m.Time) > time.Minute {
+	if m.Type != "message" || m.From != "bob" || m.To != "alice" || m.Text != `quote " and backslash \ and tab	here` || time.Since(m.Time) > time.Minute {
 		t.Errorf("decoded %+v", m)
 	}
+
+	// Notices and errors are JSON too, on stdout with the messages.
+	p = startProc(t, env, "chat", "--server", srv.Addr, "--fingerprint", srv.Fingerprint, "--to", "carol", "--json")
+	p.write("anyone?\n")
+	p.stdout.expect(t, "not online")
+	if code := p.exit(); code != 2 {
+		t.Errorf("exit status %d after a line to a target not online, want 2", code)
+	}
+	if err := json.Unmarshal([]byte(p.stdout.String()), &m); err != nil {
+		t.Fatalf("line %q: %v", p.stdout.String(), err)
+	}
+	if m.Type != "notice" || m.To != "carol" || m.Text != "carol is not online" || time.Since(m.Time) > time.Minute {
+		t.Errorf("not-online notice decoded as %+v", m)
+	}
+	code, stdout, stderr := run(t, env, "fits\n"+strings.Repeat("x", 5000)+"\n", "chat", "--server", srv.Addr, "--fingerprint", srv.Fingerprint, "--to", "bob", "--json")
+	bob.expectRelay("alice", "fits")
+	if code != 1 || stderr != "" {
+		t.Errorf("exit status %d, stderr %q after a line too long, want 1 and nothing", code, stderr)
+	}
+	m = jsonLine{}
+	if err := json.Unmarshal([]byte(stdout), &m); err != nil {
+		t.Fatalf("line %q: %v", stdout, err)
+	}
+	if m.Type != "error" || m.Line != 2 || !strings.HasPrefix(m.Text, "line 2 not sent: message too long") {
+		t.Errorf("error decoded as %+v", m)
+	}
+}
+
+// jsonLine is any line of pipe mode's JSON output.
+type jsonLine struct {
+	Type           string
+	Time           time.Time
+	From, To, Text string
+	Line           int
 }
 
 func TestSendExitStatus(t *testing.T) {

@@ -72,11 +72,11 @@ func TestOutputFormats(t *testing.T) {
 	var b strings.Builder
 	o := output{json: true, msgs: &b}
 	o.relay(r)
-	var got struct{ Time, From, To, Text string }
+	var got struct{ Type, Time, From, To, Text string }
 	if err := json.Unmarshal([]byte(b.String()), &got); err != nil {
 		t.Fatalf("json line %q: %v", b.String(), err)
 	}
-	if got.From != "alice" || got.To != "bob" || got.Text != r.Text || got.Time != at.Format(time.RFC3339Nano) {
+	if got.Type != "message" || got.From != "alice" || got.To != "bob" || got.Text != r.Text || got.Time != at.Format(time.RFC3339Nano) {
 		t.Errorf("json = %+v", got)
 	}
 	if strings.Count(b.String(), "\n") != 1 || !strings.HasSuffix(b.String(), "}\n") {

@@ -12,7 +12,9 @@ import (
 
 // output writes what the user sees. Messages go to one writer, notices to
 // another (the same one on a terminal; stderr in pipe mode, so that stdout
-// holds only messages). Every line is written with one Write, which the
+// holds only messages). With JSON, notices and errors are JSON objects on
+// the messages' writer too, told apart by their "type": "message",
+// "notice" or "error". Every line is written with one Write, which the
 // line editor needs to redraw the half-typed line below it.
 type output struct {
 	mu      sync.Mutex
@@ -53,7 +55,7 @@ func (o *output) relay(r client.Relay) {
 	b := o.buf[:0]
 	switch {
 	case o.json:
-		b = append(b, `{"time":`...)
+		b = append(b, `{"type":"message","time":`...)
 		b = appendJSONString(b, r.Time.Format(time.RFC3339Nano))
 		b = append(b, `,"from":`...)
 		b = appendJSONString(b, r.From)
@@ -99,10 +101,49 @@ func (o *output) sent(t time.Time, from, to, text string) {
 // notice shows a line from the client itself, marked with "* ". Values
 // from the wire must be escaped by the caller.
 func (o *output) notice(format string, args ...any) {
+	o.line("notice", fmt.Sprintf(format, args...), "", 0)
+}
+
+// failure shows an error that does not end the session: a line that
+// could not be sent is number line of the input, when not zero.
+func (o *output) failure(line int, format string, args ...any) {
+	o.line("error", fmt.Sprintf(format, args...), "", line)
+}
+
+// notOnline tells that a message to target was not delivered.
+func (o *output) notOnline(target string) {
+	o.line("notice", client.Escape(target)+" is not online", target, 0)
+}
+
+// line writes a notice or an error: "* text" on the notices' writer, or a
+// JSON object of the given type on the messages' writer, with the target
+// of an undelivered message and the input line of a failure when set.
+func (o *output) line(typ, text, to string, line int) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	b := fmt.Appendf(append(o.buf[:0], "* "...), format, args...)
-	b = append(b, '\n')
+	b := o.buf[:0]
+	w := o.notices
+	if o.json {
+		w = o.msgs
+		b = append(b, `{"type":"`...)
+		b = append(b, typ...)
+		b = append(b, `","time":`...)
+		b = appendJSONString(b, time.Now().Format(time.RFC3339Nano))
+		if to != "" {
+			b = append(b, `,"to":`...)
+			b = appendJSONString(b, to)
+		}
+		if line > 0 {
+			b = fmt.Appendf(b, `,"line":%d`, line)
+		}
+		b = append(b, `,"text":`...)
+		b = appendJSONString(b, text)
+		b = append(b, "}\n"...)
+	} else {
+		b = append(b, "* "...)
+		b = append(b, text...)
+		b = append(b, '\n')
+	}
 	o.buf = b
-	o.notices.Write(b)
+	w.Write(b)
 }
