@@ -204,6 +204,13 @@ func DialOptions(ctx context.Context, addr string, config *tls.Config, opts Opti
 	d := tls.Dialer{NetDialer: &net.Dialer{KeepAlive: 30 * time.Second}, Config: config}
 	nc, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
+		var permanent interface{ Permanent() bool }
+		if errors.As(err, &permanent) && permanent.Permanent() {
+			// The server was reached, and its certificate is not the one
+			// trusted: the verifier's error says so, without a "connect
+			// to" that reads like a network failure.
+			return nil, err
+		}
 		return nil, fmt.Errorf("connect to %s: %w", addr, err)
 	}
 	return newConn(nc, addr, opts), nil

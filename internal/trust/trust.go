@@ -252,7 +252,7 @@ func (e *ChangedError) Error() string {
 		"  remembered fingerprint: %s\n"+
 		"  presented fingerprint:  %s\n"+
 		"someone may be intercepting the connection, or the server has a new certificate.\n"+
-		"connection refused. if the change is expected, remove the line for %s from %s and connect again",
+		"the client did not log in. if the change is expected, remove the line for %s from %s and connect again",
 		e.Addr, e.Known, e.Got, e.Addr, e.File)
 }
 
@@ -265,10 +265,11 @@ type PinError struct {
 }
 
 func (e *PinError) Error() string {
-	return fmt.Sprintf("the certificate of %s does not match --fingerprint\n"+
-		"  expected:  %s\n"+
-		"  presented: %s\n"+
-		"connection refused", e.Addr, e.Want, e.Got)
+	return fmt.Sprintf("the certificate fingerprint of %s did not match --fingerprint\n"+
+		"  expected: %s\n"+
+		"  got:      %s\n"+
+		"the client did not log in: this is another server, someone is intercepting the connection, or the server has a new certificate",
+		e.Addr, e.Want, e.Got)
 }
 
 // Permanent marks the error as one that connecting again cannot fix.
