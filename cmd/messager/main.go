@@ -58,7 +58,9 @@ Start a server with "messager serve", add users with "messager user add",
 and chat with "messager chat".`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       version(),
 	}
+	root.SetVersionTemplate("{{.Version}}\n")
 	root.CompletionOptions.DisableDefaultCmd = true
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return usageError(fmt.Errorf("%w (see %q)", err, c.CommandPath()+" --help"))
