@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/messager/messager/internal/certs"
+	"github.com/messager/messager/internal/listen"
 	"github.com/messager/messager/internal/metrics"
 	"github.com/messager/messager/internal/reload"
 	"github.com/messager/messager/internal/server"
@@ -175,7 +176,6 @@ func runServe(ctx context.Context, o serveOptions, stderr io.Writer) error {
 		log.Info("generated self-signed certificate", "cert", o.certFile, "key", o.keyFile, "fingerprint", certSrc.Fingerprint())
 	}
 	srv, err := server.New(server.Config{
-		TLS:              certSrc.TLSConfig(),
 		Users:            table,
 		Checker:          users.NewChecker(o.loginParallel),
 		CheckInterval:    o.checkInterval,
@@ -221,7 +221,7 @@ func runServe(ctx context.Context, o serveOptions, stderr io.Writer) error {
 	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(signals)
 	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
+	go func() { served <- listen.Serve(ln, srv, certSrc.TLSConfig()) }()
 	for {
 		select {
 		case err := <-served:

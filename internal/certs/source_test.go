@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/messager/messager/internal/certs"
-	"github.com/messager/messager/internal/server"
 	"github.com/messager/messager/internal/server/servertest"
 )
 
@@ -24,7 +23,7 @@ func TestCertReload(t *testing.T) {
 		t.Fatalf("NewSource: created %v, %v", created, err)
 	}
 	first := src.Fingerprint()
-	srv := servertest.Start(t, servertest.Users{"alice": "pw-alice"}, func(c *server.Config) { c.TLS = src.TLSConfig() })
+	srv := servertest.StartTLS(t, servertest.Users{"alice": "pw-alice"}, src.TLSConfig())
 	if got := servedFingerprint(t, srv.Addr); got != first {
 		t.Fatalf("served %s, want %s", got, first)
 	}

@@ -6,10 +6,13 @@ import (
 	"log/slog"
 	"net"
 	"runtime"
+	"slices"
 	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/messager/messager/internal/protocol"
 )
 
 // discardTransport is an in-memory Transport for micro-benchmarks of the
@@ -30,13 +33,16 @@ func (d *discardTransport) RemoteAddr() net.Addr             { return &net.TCPAd
 func benchServer(b *testing.B) *Server {
 	cfg := Config{Logger: slog.New(slog.DiscardHandler)}
 	cfg.setDefaults()
-	return &Server{cfg: cfg, dir: newHub(), done: make(chan struct{})}
+	s := &Server{cfg: cfg, local: newRegistry(), done: make(chan struct{})}
+	s.router = s.local
+	return s
 }
 
-func benchSession(srv *Server, name string) *session {
-	s := &session{srv: srv, conn: &discardTransport{}, in: &countingReader{}, name: name}
+func benchSession(srv *Server, name string) *Session {
+	s := &Session{srv: srv, conn: &discardTransport{}, in: &countingReader{}, name: name, version: 1}
+	s.q.bound = srv.cfg.MaxQueue
 	s.writer = s.writeLoop
-	srv.dir.Register(s)
+	srv.local.register(s)
 	return s
 }
 
@@ -51,7 +57,7 @@ func BenchmarkHubLookup(b *testing.B) {
 	b.RunParallel(func(pb *testing.PB) {
 		i := 0
 		for pb.Next() {
-			if srv.dir.Lookup(names[i%len(names)]) == nil {
+			if srv.local.Lookup(names[i%len(names)]) == nil {
 				b.Fatal("not found")
 			}
 			i++
@@ -84,7 +90,7 @@ func BenchmarkRelay(b *testing.B) {
 				}
 			}
 			sender.flushBatch()
-			if target.closed.Load() || srv.stats.NotOnline.Load() > 0 {
+			if target.q.closed.Load() || srv.stats.NotOnline.Load() > 0 {
 				b.Fatal("the target fell behind and was closed")
 			}
 			target.close(reasonShutdown)
@@ -93,40 +99,44 @@ func BenchmarkRelay(b *testing.B) {
 	}
 }
 
-// BenchmarkWriter measures the writer taking a queue and writing it.
+// BenchmarkWriter measures the writer taking a batch of 64 messages and
+// writing it, queued through the relay path as a sender's read does.
 func BenchmarkWriter(b *testing.B) {
 	srv := benchServer(b)
+	sender := benchSession(srv, "alice")
 	target := benchSession(srv, "bob")
 	text := bytes.Repeat([]byte("x"), 100)
+	tname, sname := []byte("bob"), []byte("alice")
 	b.ReportAllocs()
 	for b.Loop() {
 		for range 64 {
-			target.enqueueRelay([]byte("bob"), []byte("alice"), text)
+			sender.relay(tname, sname, text)
 		}
-		target.nudge()
+		sender.flushBatch()
+		for target.queued() > 0 {
+			runtime.Gosched()
+		}
 	}
 	target.close(reasonShutdown)
 	srv.writers.Wait()
 }
 
-func (s *session) queued() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.out == nil {
-		return 0
-	}
-	return len(s.out.b)
+// queued reports how many bytes wait in s's queue.
+func (s *Session) queued() int {
+	s.q.mu.Lock()
+	defer s.q.mu.Unlock()
+	return s.q.sizeLocked()
 }
 
 // TestMidBatchWake: a queue that passes a share of its bound with no
 // writer running asks to be woken at once, in the middle of the sender's
 // read, not after it; once its writer runs it asks no more.
 func TestMidBatchWake(t *testing.T) {
-	s := &session{srv: &Server{cfg: Config{MaxQueue: MinMaxQueue}}}
+	q := &sendQueue{bound: MinMaxQueue}
 	text := bytes.Repeat([]byte("x"), 1000)
 	urgentAt := -1
 	for i := 0; i < 40; i++ {
-		queued, _, urgent, tooSlow := s.relayLocked([]byte("bob"), []byte("alice"), text)
+		queued, _, urgent, tooSlow := q.appendRelayLocked([]byte("bob"), []byte("alice"), text)
 		if !queued || tooSlow {
 			t.Fatalf("message %d not queued", i)
 		}
@@ -135,10 +145,41 @@ func TestMidBatchWake(t *testing.T) {
 				t.Fatalf("urgent again at %d after %d", i, urgentAt)
 			}
 			urgentAt = i
-			s.writing = true // what nudge does
+			q.writing = true // what nudge does
 		}
 	}
 	if size := urgentAt * 1016; urgentAt < 0 || size > MinMaxQueue/wakeShare+1016 {
 		t.Fatalf("urgent at message %d, want once the queue passed %d bytes", urgentAt, MinMaxQueue/wakeShare)
+	}
+}
+
+// TestQueryRules: every kind of client query has a rule, every rule
+// allows the kind somewhere (PUT excepted until sign-up is offered), and
+// the two dispatches refuse kinds newer than the connection's version.
+func TestQueryRules(t *testing.T) {
+	for _, k := range protocol.ClientKinds() {
+		r := ruleOf(k)
+		if int(k) >= len(queryRules) {
+			t.Errorf("kind %v has no rule", k)
+			continue
+		}
+		if r.before == nil && r.session == nil && k != protocol.KindPut {
+			t.Errorf("kind %v is allowed nowhere", k)
+		}
+		if k.Version() == 0 {
+			t.Errorf("kind %v has no version", k)
+		}
+	}
+	// A version-1 session reaches only version-1 kinds.
+	for _, k := range protocol.ClientKinds() {
+		if ruleOf(k).session != nil && k.Version() > 1 {
+			s := &Session{version: 1}
+			if allowedInSession(s, k) {
+				t.Errorf("a version-1 session may send %v", k)
+			}
+		}
+	}
+	if len(queryRules) != int(slices.Max(protocol.ClientKinds()))+1 {
+		t.Errorf("queryRules has %d entries for %d kinds", len(queryRules), len(protocol.ClientKinds()))
 	}
 }

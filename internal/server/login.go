@@ -2,151 +2,119 @@ package server
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"log/slog"
-	"net"
 	"time"
 
 	"github.com/messager/messager/internal/protocol"
 )
 
-// serveConn runs a connection from accept to login: the TLS handshake and
-// the AUTH line, both under the login deadline. On success it hands the
-// connection to a session's reader and writer goroutines and returns, so
-// the deep stack of the handshake is not kept by an idle session.
-func (s *Server) serveConn(raw net.Conn) {
-	defer s.conns.Done()
-	addr := hostOf(raw.RemoteAddr())
-	log := s.cfg.Logger.With("remote", raw.RemoteAddr().String())
-	if tc, ok := raw.(*net.TCPConn); ok {
-		_ = tc.SetKeepAliveConfig(net.KeepAliveConfig{Enable: true, Idle: 30 * time.Second, Interval: 10 * time.Second, Count: 3})
-	}
-	deadline := s.cfg.Now().Add(s.cfg.LoginTimeout)
-	_ = raw.SetDeadline(deadline)
-	if r := s.track(raw); r != reasonNone {
-		// Nothing is sent: a TLS handshake is what a flood must not get.
-		raw.Close()
-		s.stats.Closes[r].Add(1)
-		if r == reasonPendingFull {
-			s.logs.log(s.cfg.Logger, slog.LevelWarn, r.String(), "connection refused: too many connections waiting to log in",
-				"remote", raw.RemoteAddr().String(), "max_pending", s.cfg.MaxPending)
-		}
-		return
-	}
-	tc := tls.Server(raw, s.tls)
-	conn := tlsTransport{Conn: tc, raw: raw}
-	authed := false
-	defer func() {
-		if !authed {
-			s.untrack(raw)
-			raw.Close()
-		}
-	}()
+// login is one connection's way from its first line to a session, over
+// any line transport: an optional HELLO, then AUTH (or END). It runs on
+// the goroutine that admitted the connection, under the login deadline.
+type login struct {
+	srv *Server
+	p   *Pending
+	t   Transport
+	log *slog.Logger
+	in  *countingReader
+	rd  *protocol.Reader
+	ctx context.Context
 
-	limited := !s.unauth.acquire(addr)
-	if !limited {
-		defer func() {
-			s.unauth.release(addr)
-		}()
-	}
-	ctx, cancel := context.WithDeadline(s.ctx, deadline)
-	defer cancel()
-	// The handshake is bounded by the connection's deadline, which
-	// Shutdown shortens, but not cancelled by Shutdown: a client that
-	// finished its side must be able to read why it is closed.
-	if err := tc.Handshake(); err != nil {
-		s.stats.Closes[reasonHandshakeFailed].Add(1)
-		log.Debug("tls handshake failed", "err", err)
-		return
-	}
-	// refuse sends a final END and counts the close.
-	refuse := func(r closeReason, attrs ...any) {
-		// The login deadline may have passed; the END gets a moment more.
-		_ = raw.SetWriteDeadline(s.cfg.Now().Add(s.cfg.SlowCloseTimeout))
-		_, _ = conn.Write(r.appendEnd(nil))
-		s.stats.Closes[r].Add(1)
-		level := [...]slog.Level{slog.LevelDebug, slog.LevelInfo, slog.LevelWarn}[reasonInfo[r].level]
-		key := r.String()
-		if r == reasonBadLogin {
-			// One line per address and second keeps what a tool like
-			// fail2ban needs, without one line per guess.
-			key += " " + addr
-		}
-		s.logs.log(log, level, key, refusalMessage(r), append([]any{"reason", r.String()}, attrs...)...)
-	}
-	if limited {
+	version int  // the session's protocol version: 1 unless HELLO said more
+	hello   bool // HELLO was answered
+}
+
+// run reads lines until one logs the connection in, which it returns
+// registered, or ends it (nil).
+func (l *login) run() *Session {
+	s := l.srv
+	if l.p.limited {
 		s.stats.LoginsRefused.Add(1)
-		refuse(reasonTooManyConns)
-		return
+		l.refuse(reasonTooManyConns)
+		return nil
 	}
 	if s.stopping.Load() {
-		refuse(reasonShutdown)
-		return
+		l.refuse(reasonShutdown)
+		return nil
 	}
-
-	in := &countingReader{r: conn}
-	rd := protocol.NewReader(in, protocol.MaxLine)
+	ctx, cancel := s.loginContext(l.p.deadline)
+	defer cancel()
+	l.ctx = ctx
+	l.version = 1
+	l.in = &countingReader{r: l.t}
+	l.rd = protocol.NewReader(l.in, protocol.MaxLine)
 	for {
-		line, err := rd.ReadLine()
+		line, err := l.rd.ReadLine()
 		if err != nil {
 			switch {
 			case errors.Is(err, protocol.ErrLineTooLong):
-				refuse(reasonLineTooLong)
+				l.refuse(reasonLineTooLong)
 			case s.stopping.Load():
-				refuse(reasonShutdown)
+				l.refuse(reasonShutdown)
 			case isTimeout(err):
-				refuse(reasonLoginTimeout)
+				l.refuse(reasonLoginTimeout)
 			default:
 				s.stats.Closes[reasonPeerGone].Add(1)
 			}
-			rd.Release()
-			return
+			l.rd.Release()
+			return nil
 		}
 		line = protocol.TrimLine(line)
 		if len(line) == 0 {
 			continue
 		}
 		q, err := protocol.ParseQuery(line)
-		switch {
-		case err != nil:
-			refuse(reasonProtocol)
-			return
-		case q.Kind == protocol.KindEnd:
-			refuse(reasonEndAccepted)
-			return
-		case q.Kind != protocol.KindAuth:
+		if err != nil {
+			l.refuse(reasonProtocol)
+			l.rd.Release()
+			return nil
+		}
+		rule := ruleOf(q.Kind)
+		if rule.before == nil || q.Kind.Version() > l.allowedVersion() {
 			// Only AUTH costs a password check and counts with the
-			// throttle; anything else before login is a protocol error.
-			refuse(reasonProtocol)
-			return
+			// throttle; anything else not allowed here is a protocol
+			// error.
+			l.refuse(reasonProtocol)
+			l.rd.Release()
+			return nil
 		}
-		name := string(q.User)
-		r := s.login(ctx, addr, name, q.Password)
-		if r != reasonNone {
-			if r == reasonBadLogin {
-				s.stats.LoginsFailed.Add(1)
-			} else {
-				s.stats.LoginsRefused.Add(1)
+		sess, done := rule.before(l, &q)
+		if done {
+			if sess == nil {
+				l.rd.Release()
 			}
-			refuse(r, "user", name)
-			return
+			return sess
 		}
-		if f := s.afterVerify.Load(); f != nil {
-			(*f)(name)
-		}
-		sess := s.newSession(conn, in, name, addr, raw.RemoteAddr().String())
-		if !s.register(sess) {
-			// The account was removed while its password was checked.
-			s.stats.LoginsFailed.Add(1)
-			refuse(reasonBadLogin, "user", name)
-			return
-		}
-		authed = true
-		s.untrack(raw)
-		s.startSession(sess, rd)
-		return
 	}
+}
+
+// allowedVersion is the newest protocol version whose queries are allowed
+// now: before HELLO, a connection may say HELLO; after it, what HELLO
+// agreed.
+func (l *login) allowedVersion() int {
+	if !l.hello {
+		return protocol.Version
+	}
+	return l.version
+}
+
+// refuse sends a final END, counts the close and logs it (rate-limited:
+// a flood of refusals is one line a second).
+func (l *login) refuse(r closeReason, attrs ...any) {
+	s := l.srv
+	// The login deadline may have passed; the END gets a moment more.
+	_ = l.t.SetWriteDeadline(s.cfg.Now().Add(s.cfg.SlowCloseTimeout))
+	_, _ = l.t.Write(r.appendEnd(nil))
+	s.stats.Closes[r].Add(1)
+	level := [...]slog.Level{slog.LevelDebug, slog.LevelInfo, slog.LevelWarn}[reasonInfo[r].level]
+	key := r.String()
+	if r == reasonBadLogin {
+		// One line per address and second keeps what a tool like
+		// fail2ban needs, without one line per guess.
+		key += " " + l.p.addr
+	}
+	s.logs.log(l.log, level, key, refusalMessage(r), append([]any{"reason", r.String()}, attrs...)...)
 }
 
 // refusalMessage is the log message of a connection ended before login.
@@ -164,9 +132,63 @@ func refusalMessage(r closeReason) string {
 	return "connection refused"
 }
 
-// login checks a password, with the address's throttle around it. It
-// returns reasonNone on success, or why the login is refused.
-func (s *Server) login(ctx context.Context, addr, name string, password []byte) closeReason {
+// beforeHello answers HELLO: the highest version both sides speak, and
+// what this server offers. HELLO comes at most once, first.
+func beforeHello(l *login, q *protocol.Query) (*Session, bool) {
+	if l.hello {
+		l.refuse(reasonProtocol)
+		return nil, true
+	}
+	l.hello = true
+	l.version = min(q.Version, protocol.Version)
+	var f protocol.Features
+	if l.version >= 2 {
+		f = l.srv.features()
+	}
+	_ = l.t.SetWriteDeadline(l.p.deadline)
+	if _, err := l.t.Write(protocol.AppendHello(nil, l.version, f)); err != nil {
+		l.srv.stats.Closes[reasonWriteFailed].Add(1)
+		return nil, true
+	}
+	return nil, false
+}
+
+// beforeEnd answers END before login.
+func beforeEnd(l *login, _ *protocol.Query) (*Session, bool) {
+	l.refuse(reasonEndAccepted)
+	return nil, true
+}
+
+// beforeAuth checks the password and, if it is right, registers the
+// session.
+func beforeAuth(l *login, q *protocol.Query) (*Session, bool) {
+	s := l.srv
+	name := string(q.User)
+	if r := s.checkLogin(l.ctx, l.p.addr, name, q.Password); r != reasonNone {
+		if r == reasonBadLogin {
+			s.stats.LoginsFailed.Add(1)
+		} else {
+			s.stats.LoginsRefused.Add(1)
+		}
+		l.refuse(r, "user", name)
+		return nil, true
+	}
+	if f := s.afterVerify.Load(); f != nil {
+		(*f)(name)
+	}
+	sess := s.newSession(l.t, l.in, name, l.p.addr, l.p.remote, l.version)
+	if !s.register(sess) {
+		// The account was removed while its password was checked.
+		s.stats.LoginsFailed.Add(1)
+		l.refuse(reasonBadLogin, "user", name)
+		return nil, true
+	}
+	return sess, true
+}
+
+// checkLogin checks a password, with the address's throttle around it.
+// It returns reasonNone on success, or why the login is refused.
+func (s *Server) checkLogin(ctx context.Context, addr, name string, password []byte) closeReason {
 	if s.stopping.Load() {
 		return reasonShutdown
 	}
@@ -199,98 +221,69 @@ func (s *Server) login(ctx context.Context, addr, name string, password []byte) 
 		return reasonBadLogin
 	}
 	s.throttle.succeed(addr)
-	if s.dir.Len() >= s.cfg.MaxSessions && s.dir.Lookup([]byte(name)) == nil {
+	if s.local.Len() >= s.cfg.MaxSessions && s.local.Lookup([]byte(name)) == nil {
 		return reasonServerFull
 	}
 	return reasonNone
 }
 
 // newSession makes the session of a connection whose login succeeded.
-func (s *Server) newSession(conn Transport, in *countingReader, name, addr, remote string) *session {
-	sess := &session{
-		srv:    s,
-		conn:   conn,
-		in:     in,
-		name:   name,
-		addr:   addr,
-		remote: remote,
-		since:  s.cfg.Now(),
+func (s *Server) newSession(t Transport, in *countingReader, name, addr, remote string, version int) *Session {
+	sess := &Session{
+		srv:     s,
+		conn:    t,
+		in:      in,
+		name:    name,
+		addr:    addr,
+		remote:  remote,
+		since:   s.cfg.Now(),
+		version: version,
 	}
+	sess.q.bound = s.cfg.MaxQueue
 	sess.writer = sess.writeLoop
-	sess.out = reserve(nil, shortLine, false)
-	sess.out.b = protocol.AppendAccept(sess.out.b, sess.name)
+	sess.q.out = reserve(nil, shortLine, false)
+	sess.q.out.b = protocol.AppendAccept(sess.q.out.b, sess.name)
+	sess.whoTokens = whoBurst
 	return sess
 }
 
 // register makes sess the session of its user, replacing an older one,
 // unless the user is no longer in the table. It holds the table's lock
 // for reading: a reload that removes the user either runs before (and
-// the login is refused here) or after (and walks this session).
-func (s *Server) register(sess *session) bool {
+// the login is refused here) or after (and walks this session). A
+// version-2 session takes over the groups and the watch list of the
+// session it replaces, silently.
+func (s *Server) register(sess *Session) bool {
 	s.tableMu.RLock()
 	defer s.tableMu.RUnlock()
 	if !s.users.Load().Has(sess.name) {
 		return false
 	}
-	if old := s.dir.Register(sess); old != nil {
+	if old := s.local.register(sess); old != nil {
 		old.close(reasonReplaced)
+		if sess.version >= 2 {
+			s.handOver(old, sess)
+		}
 	}
 	return true
 }
 
 // startSession answers ACCEPT to a registered session and starts its
 // reader and writer.
-func (s *Server) startSession(sess *session, rd *protocol.Reader) {
-	name, remote := sess.name, sess.remote
+func (s *Server) startSession(sess *Session, rd *protocol.Reader) {
 	_ = sess.conn.SetReadDeadline(time.Time{})
 	_ = sess.conn.SetWriteDeadline(time.Time{})
 	s.readers.Add(1)
 	s.stats.LoginsOK.Add(1)
-	s.cfg.Logger.Info("logged in", "user", name, "remote", remote)
+	s.cfg.Logger.Info("logged in", "user", sess.name, "remote", sess.remote, "version", sess.version)
 	sess.nudge()
 	if s.stopping.Load() {
 		// Shutdown began while this login was finishing and may not have
 		// seen the session.
 		sess.close(reasonShutdown)
+		sess.leaveAll()
 		s.readers.Done()
 		return
 	}
 	go sess.readLoop(rd)
-}
-
-// track remembers a connection until it logs in, so Shutdown can end it.
-// It refuses the connection when the server is stopping, when MaxPending
-// connections are already waiting to log in, or when taking it would eat
-// into the files kept for logged-in users.
-func (s *Server) track(c net.Conn) closeReason {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.stopping.Load() {
-		return reasonShutdown
-	}
-	if len(s.pending) >= s.cfg.MaxPending {
-		return reasonPendingFull
-	}
-	if s.cfg.FileLimit > 0 && len(s.pending)+s.dir.Len() >= s.cfg.FileLimit-s.cfg.FileReserve {
-		return reasonPendingFull
-	}
-	s.pending[c] = struct{}{}
-	return reasonNone
-}
-
-func (s *Server) untrack(c net.Conn) {
-	s.mu.Lock()
-	delete(s.pending, c)
-	s.mu.Unlock()
-}
-
-func hostOf(a net.Addr) string {
-	if ta, ok := a.(*net.TCPAddr); ok {
-		return ta.IP.String()
-	}
-	host, _, err := net.SplitHostPort(a.String())
-	if err != nil {
-		return a.String()
-	}
-	return host
 }

@@ -1,12 +1,215 @@
 package server
 
-import "sync"
+import (
+	"bytes"
+	"sync"
+	"sync/atomic"
 
-// outBuf is a session's send queue: the bytes waiting to be written, in one
-// contiguous buffer so the writer hands them to TLS in one call (every
-// Write on a TLS connection is at least one record). Buffers come from
-// pools and go back once written, so an idle session holds none and a busy
-// one allocates nothing per message. A queue starts in a small buffer, as
+	"github.com/messager/messager/internal/protocol"
+)
+
+// sendQueue is a session's queue of bytes waiting to be written and the
+// state of the writer that drains it.
+//
+// Lock order: mu is the innermost lock of the server. A goroutine holds at
+// most one sendQueue's mu at a time (a reader keeps its current target's
+// across a run of messages, and lets go before it touches anything else),
+// and takes no other lock while holding it: the registry, group and
+// presence locks are always taken first, or after mu is let go.
+type sendQueue struct {
+	bound int // the most bytes queued; over it the session is too slow
+
+	// closed mirrors closing, for reads without the lock.
+	closed atomic.Bool
+
+	mu       sync.Mutex // guards the fields below
+	out      *outBuf    // nil while nothing is queued
+	writing  bool       // a writer goroutine is running
+	finished bool       // the writer closed the connection
+	closing  bool       // no more lines; the writer ends the connection after the END
+	busy     bool       // the last queue outgrew a small buffer: start large
+	reason   closeReason
+	drained  *sync.Cond // made on first use: a reader waits on its own writer
+	dropped  int64      // messages lost with the queue, not yet counted
+}
+
+// The append methods below queue a line; mu is held. Each reports
+// whether the line was queued and what the caller must do once it lets go
+// of the lock:
+//   - wake: the line went into an empty queue with no writer running, so
+//     the writer must be woken, once the sender's read is handled;
+//   - urgent: the queue passed a share of its bound with no writer
+//     running, so the writer must be woken now, or a fast sender fills a
+//     small bound within one read while the receiver waits to be woken;
+//   - tooSlow: the line did not fit and the session is now closing; the
+//     caller must finish the close.
+
+// appendRelayLocked queues a RELAY line.
+func (q *sendQueue) appendRelayLocked(target, sender, text []byte) (queued, wake, urgent, tooSlow bool) {
+	if queued, wake, tooSlow = q.roomLocked(protocol.RelayLen(target, sender, text)); !queued {
+		return false, false, false, tooSlow
+	}
+	q.out.b = protocol.AppendRelay(q.out.b, target, sender, text)
+	return true, wake, q.urgentLocked(), false
+}
+
+// appendBytesLocked queues a line already formatted (a group message,
+// formatted once for all its members).
+func (q *sendQueue) appendBytesLocked(line []byte) (queued, wake, urgent, tooSlow bool) {
+	if queued, wake, tooSlow = q.roomLocked(len(line)); !queued {
+		return false, false, false, tooSlow
+	}
+	q.out.b = append(q.out.b, line...)
+	return true, wake, q.urgentLocked(), false
+}
+
+// roomLocked makes room for n more bytes, or closes the session as too
+// slow when they do not fit.
+func (q *sendQueue) roomLocked(n int) (ok, wake, tooSlow bool) {
+	if q.closing {
+		return false, false, false
+	}
+	if q.out != nil && len(q.out.b)+n > q.bound {
+		q.closeLocked(reasonTooSlow)
+		return false, false, true
+	}
+	q.out = reserve(q.out, n, q.busy)
+	return true, len(q.out.b) == 0 && !q.writing, false
+}
+
+func (q *sendQueue) urgentLocked() bool {
+	return !q.writing && len(q.out.b) > q.bound/wakeShare
+}
+
+// wakeShare: a queue past 1/wakeShare of its bound wakes its writer at
+// once, in the middle of a sender's read.
+const wakeShare = 4
+
+// size reports how many bytes are queued; mu is held.
+func (q *sendQueue) sizeLocked() int {
+	if q.out == nil {
+		return 0
+	}
+	return len(q.out.b)
+}
+
+// startWriter reports whether a writer must be started: there is work and
+// none is running. It marks one as running.
+func (q *sendQueue) startWriter() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	start := !q.writing && !q.finished && (q.out != nil || q.closing)
+	if start {
+		q.writing = true
+	}
+	return start
+}
+
+// take hands the writer everything queued. With nothing queued it marks
+// the writer as gone and reports whether the connection must be closed
+// (the session is closing and its END is written).
+func (q *sendQueue) take() (p *outBuf, closeConn bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	p = q.out
+	q.out = nil
+	if q.drained != nil {
+		q.drained.Broadcast()
+	}
+	if p != nil {
+		q.busy = cap(p.b) >= largeOutBuf
+		return p, false
+	}
+	q.writing = false
+	q.finished = q.closing
+	return nil, q.closing
+}
+
+// writeFailed marks the writer as gone after a failed write, drops what
+// is queued, and returns how many messages were lost with it.
+func (q *sendQueue) writeFailed() (lost int64) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.writing, q.finished = false, true
+	if q.out != nil {
+		lost = countRelays(q.out.b)
+		putOutBuf(q.out)
+		q.out = nil
+	}
+	return lost
+}
+
+// closeLocked starts closing for reason r, if nothing did before: no more
+// lines are queued, a slow receiver's queue is dropped, and the END line
+// for r (if it has one) goes last. mu is held. It reports whether this was
+// the first close.
+func (q *sendQueue) closeLocked(r closeReason) bool {
+	if q.closing {
+		return false
+	}
+	q.closing = true
+	q.closed.Store(true)
+	q.reason = r
+	if q.drained != nil {
+		q.drained.Broadcast()
+	}
+	if r == reasonTooSlow && q.out != nil {
+		q.dropped += countRelays(q.out.b)
+		q.out.b = q.out.b[:0]
+	}
+	if reasonInfo[r].end != "" {
+		q.out = reserve(q.out, shortLine, false)
+		q.out.b = r.appendEnd(q.out.b)
+	}
+	return true
+}
+
+// takeDropped returns the messages dropped since it was last called.
+func (q *sendQueue) takeDropped() int64 {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	n := q.dropped
+	q.dropped = 0
+	return n
+}
+
+// waitBelow blocks while more than limit bytes are queued and the session
+// is open, until the writer has taken them.
+func (q *sendQueue) waitBelow(limit int) {
+	q.mu.Lock()
+	for !q.closing && q.out != nil && len(q.out.b) > limit {
+		if q.drained == nil {
+			q.drained = sync.NewCond(&q.mu)
+		}
+		q.drained.Wait()
+	}
+	q.mu.Unlock()
+}
+
+// countRelays counts the RELAY lines in queued bytes, a partial first line
+// included: they are the messages lost when the bytes are.
+func countRelays(b []byte) int64 {
+	n := int64(0)
+	for len(b) > 0 {
+		if bytes.HasPrefix(b, relayWord) {
+			n++
+		}
+		i := bytes.IndexByte(b, '\n')
+		if i < 0 {
+			break
+		}
+		b = b[i+1:]
+	}
+	return n
+}
+
+var relayWord = []byte("RELAY ")
+
+// outBuf holds the bytes waiting to be written, in one contiguous buffer
+// so the writer hands them to the transport in one call (every Write on a
+// TLS connection is at least one record). Buffers come from pools and go
+// back once written, so an idle session holds none and a busy one
+// allocates nothing per message. A queue starts in a small buffer, as
 // most are one short line (a CHECK to an idle session, a CNT, a chat
 // message), and moves to a large one when it fills: a CHECK round over
 // many thousand sessions then borrows kilobytes, not a large buffer each.
@@ -18,8 +221,9 @@ const (
 	// outBufKeep is the largest buffer returned to a pool; larger ones,
 	// grown by a burst, are left to the garbage collector.
 	outBufKeep = 256 << 10
-	// shortLine bounds the server lines other than RELAY (ACCEPT, CNT,
-	// CHECK, END), which are at most a few dozen bytes.
+	// shortLine bounds the server lines other than RELAY, PRESENCE and
+	// WHO (ACCEPT, CNT, CHECK, END, FAIL, JOIN, PART), which are at most
+	// a few dozen bytes.
 	shortLine = 128
 )
 

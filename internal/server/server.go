@@ -1,20 +1,23 @@
-// Package server is the messager server: it accepts TLS connections, logs
-// users in against the user table, relays their messages through the hub
-// and closes sessions that break the protocol, fall behind or go silent.
+// Package server is messager's relay engine: it logs connections in
+// against the user table, over any line transport, relays their messages
+// to one another (or, through a Router, to other nodes), keeps presence
+// and groups, and closes sessions that break the protocol, fall behind or
+// go silent. It knows nothing of TLS, HTTP, files or metrics: the
+// listen package brings it connections, and the glue around it (reload,
+// metrics) feeds it tables and reads its counters.
 package server
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/messager/messager/internal/groups"
 	"github.com/messager/messager/internal/protocol"
 	"github.com/messager/messager/internal/users"
 )
@@ -22,9 +25,6 @@ import (
 // Config is the server's configuration. Zero fields take the defaults
 // below.
 type Config struct {
-	// TLS is the server's TLS configuration; it must hold a certificate or
-	// a GetCertificate function.
-	TLS *tls.Config
 	// Users is the user table at start; SetUsers replaces it.
 	Users *users.Table
 	// Checker checks passwords in bounded parallelism.
@@ -56,6 +56,23 @@ type Config struct {
 	// FileLimit is the open-file limit the caps are derived from; zero
 	// reads the process's own.
 	FileLimit int
+	// NoPresence switches WHO and WATCH off.
+	NoPresence bool
+	// PresenceInterval is how often presence changes are told to
+	// watchers; changes within one interval are coalesced.
+	PresenceInterval time.Duration
+	// MaxWatch is the most names one session may watch.
+	MaxWatch int
+	// Groups says which groups may be used.
+	Groups GroupMode
+	// GroupList is the operator's listed groups; SetGroups replaces it.
+	GroupList *groups.Table
+	// MaxGroups is the most groups one user may be in; MaxMembers the
+	// most members one group may have.
+	MaxGroups, MaxMembers int
+	// Router finds where a message's target is online; nil means this
+	// server's own sessions only.
+	Router Router
 	// Throttle slows down and refuses repeated failed logins.
 	Throttle ThrottleConfig
 	// Logger receives the server's logs.
@@ -79,6 +96,10 @@ const (
 	MinMaxQueue             = 64 << 10
 	DefaultMaxSessions      = 100_000
 	DefaultMaxUnauthPerAddr = 64
+	DefaultPresenceInterval = 500 * time.Millisecond
+	DefaultMaxWatch         = 100
+	DefaultMaxGroups        = 20
+	DefaultMaxMembers       = 500
 	// DefaultMaxPending is MaxPending when the open-file limit is unknown.
 	DefaultMaxPending = 1024
 	minPending        = 64
@@ -119,6 +140,21 @@ func (c *Config) setDefaults() {
 	if c.FileReserve <= 0 && c.FileLimit > 0 {
 		c.FileReserve = max(minFileReserve, c.FileLimit/50)
 	}
+	if c.PresenceInterval <= 0 {
+		c.PresenceInterval = DefaultPresenceInterval
+	}
+	if c.MaxWatch <= 0 {
+		c.MaxWatch = DefaultMaxWatch
+	}
+	if c.MaxGroups <= 0 {
+		c.MaxGroups = DefaultMaxGroups
+	}
+	if c.MaxMembers <= 0 {
+		c.MaxMembers = DefaultMaxMembers
+	}
+	if c.GroupList == nil {
+		c.GroupList = groups.Empty()
+	}
 	if c.Throttle == (ThrottleConfig{}) {
 		c.Throttle = DefaultThrottle
 	}
@@ -136,8 +172,11 @@ func (c *Config) setDefaults() {
 // Server relays messages between logged-in users.
 type Server struct {
 	cfg      Config
-	tls      *tls.Config
-	dir      Directory
+	local    *Registry // who is online here
+	router   Router    // where a target is online: here, elsewhere, nowhere
+	presence *presence
+	groups   groupTable
+	listed   atomic.Pointer[groups.Table]
 	users    atomic.Pointer[users.Table]
 	stats    Stats
 	throttle *throttle
@@ -158,9 +197,8 @@ type Server struct {
 	// and its registration.
 	afterVerify atomic.Pointer[func(name string)]
 
-	mu        sync.Mutex
-	listeners map[net.Listener]struct{}
-	pending   map[net.Conn]struct{} // connections not yet logged in
+	mu      sync.Mutex           // guards pending
+	pending map[RawConn]struct{} // connections not yet logged in
 
 	conns   sync.WaitGroup // connection goroutines before login
 	readers sync.WaitGroup
@@ -168,12 +206,10 @@ type Server struct {
 	loops   sync.WaitGroup
 }
 
-// New returns a server for cfg. It starts the liveness checker; call
-// Serve to accept connections and Shutdown to stop.
+// New returns a server for cfg. It starts the liveness checker and the
+// presence notifier; hand it connections with Admit, and call Shutdown to
+// stop.
 func New(cfg Config) (*Server, error) {
-	if cfg.TLS == nil {
-		return nil, errors.New("server: no TLS configuration")
-	}
 	if cfg.Users == nil {
 		return nil, errors.New("server: no user table")
 	}
@@ -181,39 +217,79 @@ func New(cfg Config) (*Server, error) {
 	if cfg.MaxQueue < MinMaxQueue {
 		return nil, fmt.Errorf("server: the queue bound must be at least %d bytes (what one read of a sender can queue), not %d", MinMaxQueue, cfg.MaxQueue)
 	}
-	tc := cfg.TLS.Clone()
-	if tc.MinVersion < tls.VersionTLS12 {
-		tc.MinVersion = tls.VersionTLS12
-	}
-	if tc.CipherSuites == nil {
-		// TLS 1.2 gets AEAD suites with forward secrecy only (no CBC:
-		// LUCKY13 and its kin); TLS 1.3 suites are not configurable
-		// and are all AEAD.
-		tc.CipherSuites = aeadSuites
-	}
-	// Large records cost less per byte; a chat relay has no first-paint
-	// latency to protect.
-	tc.DynamicRecordSizingDisabled = true
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
-		cfg:       cfg,
-		tls:       tc,
-		dir:       newHub(),
-		throttle:  newThrottle(cfg.Throttle, cfg.Now),
-		logs:      newLogLimiter(time.Second, cfg.Now),
-		unauth:    connLimiter{max: cfg.MaxUnauthPerAddr, byAddr: make(map[string]int)},
-		done:      make(chan struct{}),
-		stopped:   make(chan struct{}),
-		ctx:       ctx,
-		cancel:    cancel,
-		listeners: make(map[net.Listener]struct{}),
-		pending:   make(map[net.Conn]struct{}),
+		cfg:      cfg,
+		local:    newRegistry(),
+		throttle: newThrottle(cfg.Throttle, cfg.Now),
+		logs:     newLogLimiter(time.Second, cfg.Now),
+		unauth:   connLimiter{max: cfg.MaxUnauthPerAddr, byAddr: make(map[string]int)},
+		done:     make(chan struct{}),
+		stopped:  make(chan struct{}),
+		ctx:      ctx,
+		cancel:   cancel,
+		pending:  make(map[RawConn]struct{}),
+	}
+	s.groups.byKey = make(map[string]*group)
+	s.router = cfg.Router
+	if s.router == nil {
+		s.router = s.local
+	}
+	s.presence = newPresence(s, cfg.PresenceInterval)
+	if !cfg.NoPresence {
+		s.local.onChange = s.presence.noteChange
 	}
 	s.users.Store(cfg.Users)
-	s.loops.Add(1)
+	s.listed.Store(cfg.GroupList)
+	s.loops.Add(2)
 	go s.checkLoop()
+	go func() {
+		defer s.loops.Done()
+		s.presence.run(s.done)
+	}()
 	return s, nil
 }
+
+// Local is the registry of the sessions on this server, for a Router
+// that stands in front of it.
+func (s *Server) Local() *Registry { return s.local }
+
+// Done is closed when shutdown starts: transports stop accepting.
+func (s *Server) Done() <-chan struct{} { return s.done }
+
+// features are what this server offers a version-2 session.
+func (s *Server) features() protocol.Features {
+	var f protocol.Features
+	if !s.cfg.NoPresence {
+		f.Presence = s.cfg.MaxWatch
+	}
+	if s.cfg.Groups != GroupsOff {
+		f.Groups, f.Members = s.cfg.MaxGroups, s.cfg.MaxMembers
+	}
+	return f
+}
+
+// online reports whether name is online anywhere the router knows.
+func (s *Server) online(name []byte) bool {
+	r := s.router.Route(name)
+	return r.Local != nil || r.Remote != nil
+}
+
+// SetGroups replaces the operator's list of groups. It applies to joins
+// from now on; members of a group who may no longer join it stay until
+// they leave.
+func (s *Server) SetGroups(t *groups.Table) {
+	if t == nil {
+		t = groups.Empty()
+	}
+	s.listed.Store(t)
+}
+
+// Groups returns the groups that exist now, each with its member count.
+func (s *Server) Groups() map[string]int { return s.groups.snapshot() }
+
+// WatchEntries reports how many names are watched, over all sessions.
+func (s *Server) WatchEntries() int { return s.presence.watchEntries() }
 
 // Logger returns the server's logger.
 func (s *Server) Logger() *slog.Logger { return s.cfg.Logger }
@@ -232,45 +308,7 @@ func (s *Server) Pending() int {
 }
 
 // Online reports how many users are logged in.
-func (s *Server) Online() int { return s.dir.Len() }
-
-// Serve accepts connections on ln until Shutdown. It returns nil after
-// Shutdown and the accept error otherwise.
-func (s *Server) Serve(ln net.Listener) error {
-	s.mu.Lock()
-	if s.stopping.Load() {
-		s.mu.Unlock()
-		ln.Close()
-		return nil
-	}
-	s.listeners[ln] = struct{}{}
-	s.mu.Unlock()
-	var backoff time.Duration
-	for {
-		conn, err := ln.Accept()
-		if err != nil {
-			if s.stopping.Load() {
-				return nil
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && !errors.Is(err, net.ErrClosed) {
-				// Out of file descriptors and the like: stop accepting for
-				// a moment, then go on, as net/http does.
-				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-				s.logs.log(s.cfg.Logger, slog.LevelWarn, "accept", "accept failed; pausing", "err", err, "pause", backoff)
-				select {
-				case <-time.After(backoff):
-				case <-s.done:
-				}
-				continue
-			}
-			return fmt.Errorf("accept: %w", err)
-		}
-		backoff = 0
-		s.conns.Add(1)
-		go s.serveConn(conn)
-	}
-}
+func (s *Server) Online() int { return s.local.Len() }
 
 // SetUsers replaces the user table. Sessions of users no longer in it are
 // closed with END <account removed>; other sessions go on.
@@ -278,7 +316,7 @@ func (s *Server) SetUsers(t *users.Table) {
 	s.tableMu.Lock()
 	defer s.tableMu.Unlock()
 	s.users.Store(t)
-	for _, sess := range s.dir.Sessions() {
+	for _, sess := range s.local.Sessions() {
 		if !t.Has(sess.name) {
 			sess.close(reasonAccountRemoved)
 		}
@@ -302,7 +340,7 @@ func (s *Server) checkLoop() {
 			// lets them finish, so a round over many thousand idle
 			// sessions never holds thousands of writers (and their
 			// stacks) at once.
-			for i, sess := range s.dir.Sessions() {
+			for i, sess := range s.local.Sessions() {
 				sess.enqueue(protocol.AppendCheck)
 				if i%checkBatch == checkBatch-1 {
 					select {
@@ -339,9 +377,6 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	defer close(s.stopped)
 	close(s.done)
-	for ln := range s.listeners {
-		ln.Close()
-	}
 	// Connections not logged in yet get a moment to finish their TLS
 	// handshake, so they can be told why they are closed.
 	now := time.Now()
@@ -352,7 +387,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.cancel()
 	s.loops.Wait() // no CHECK may start a writer once we wait for writers
 
-	sessions := s.dir.Sessions()
+	sessions := s.local.Sessions()
 	for _, sess := range sessions {
 		_ = sess.conn.SetReadDeadline(now)
 	}
@@ -364,7 +399,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		err = waitCtx(ctx, &s.writers)
 	}
 	if err != nil {
-		for _, sess := range s.dir.Sessions() {
+		for _, sess := range s.local.Sessions() {
 			sess.conn.Close()
 		}
 		for _, sess := range sessions {
@@ -376,16 +411,6 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.writers.Wait()
 	s.loops.Wait()
 	return err
-}
-
-// aeadSuites are the TLS 1.2 suites the server offers.
-var aeadSuites = []uint16{
-	tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
-	tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
-	tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
-	tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
-	tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
-	tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
 }
 
 // settleAfterLogins is how many logins since the last settle make the
@@ -410,4 +435,11 @@ func waitCtx(ctx context.Context, wg *sync.WaitGroup) error {
 	case <-ctx.Done():
 		return fmt.Errorf("shutdown: %w", ctx.Err())
 	}
+}
+
+// LogLimited logs msg at level, at most once a second for each key (the
+// next line says how many were left out): for floods of like events at
+// the edge, such as failed accepts.
+func (s *Server) LogLimited(level slog.Level, key, msg string, attrs ...any) {
+	s.logs.log(s.cfg.Logger, level, key, msg, attrs...)
 }

@@ -84,7 +84,16 @@ func TestClosedSessionStopsReading(t *testing.T) {
 // password check and does not count with the throttle.
 func TestPreLoginOnlyAUTHIsChecked(t *testing.T) {
 	srv := servertest.Start(t, testUsers)
-	for _, line := range []string{"WHO *", "WATCH bob", "JOIN #team", "HELLO 2", "PUT zed password1", "MSG bob alice hi"} {
+	for _, line := range []string{"WHO *", "WATCH bob", "JOIN #team", "PUT zed password1", "MSG bob alice hi",
+		"HELLO 2 \r\nWHO *", "HELLO 2 \r\nMSG #team alice hi", "HELLO 2 \r\nPUT alice pw-alice"} {
+		if strings.HasPrefix(line, "HELLO 2") {
+			c := dial(t, srv)
+			c.Send(line + " \r\n")
+			c.Expect("HELLO 2 presence=100 groups=20,500 \r\n")
+			c.Expect("END * <incorrect protocol> \r\n")
+			c.ExpectClosed()
+			continue
+		}
 		c := dial(t, srv)
 		c.Send(line + " \r\n")
 		c.Expect("END * <incorrect protocol> \r\n")
@@ -126,7 +135,7 @@ func TestQueueBoundTooSmall(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = server.New(server.Config{TLS: &tls.Config{}, Users: table, MaxQueue: 8192})
+	_, err = server.New(server.Config{Users: table, MaxQueue: 8192})
 	if err == nil || !strings.Contains(err.Error(), "at least") {
 		t.Fatalf("New with an 8192-byte queue bound: err = %v, want a refusal", err)
 	}

@@ -17,6 +17,8 @@ type Checker struct {
 	// padded, if set, is told of each extra argon2id check Verify spends
 	// on a failed login; tests use it to see the padding happen.
 	padded func(Params)
+	// floor is the least a failed check costs.
+	floor Params
 }
 
 // NewChecker returns a Checker that runs at most parallel checks at once;
@@ -25,7 +27,15 @@ func NewChecker(parallel int) *Checker {
 	if parallel <= 0 {
 		parallel = runtime.NumCPU()
 	}
-	return &Checker{slots: make(chan struct{}, parallel)}
+	return &Checker{slots: make(chan struct{}, parallel), floor: DefaultParams}
+}
+
+// WithFloor sets the least a failed check costs, DefaultParams unless
+// set; it returns c. A server whose users all have cheaper hashes (a test
+// server with CheapParams) sets it to theirs.
+func (c *Checker) WithFloor(p Params) *Checker {
+	c.floor = p
+	return c
 }
 
 // dummySalt stands in for the salt of an unknown user.
@@ -94,7 +104,7 @@ func (c *Checker) Verify(ctx context.Context, t *Table, name string, password []
 		// depends on the machine, so it is padded in full.
 	}
 	if !ok {
-		if p, short := padding(spent); short {
+		if p, short := padding(spent, c.floor); short {
 			if c.padded != nil {
 				c.padded(p)
 			}
@@ -114,11 +124,12 @@ func (t *Table) unknownParams() Params {
 }
 
 // padding returns the argon2id parameters of the dummy check that brings
-// spent, in memory×passes, up to one check with DefaultParams, and whether
-// one is needed. It uses DefaultParams' passes and lane, so it never holds
-// more memory than a default check.
-func padding(spent uint64) (Params, bool) {
-	d := DefaultParams
+// spent, in memory×passes, up to one check with floor (DefaultParams
+// unless the Checker was told otherwise), and whether one is needed. It
+// uses the floor's passes and one lane, so it never holds more memory than
+// a check with the floor.
+func padding(spent uint64, floor Params) (Params, bool) {
+	d := floor
 	want := cost(d)
 	if spent >= want {
 		return Params{}, false

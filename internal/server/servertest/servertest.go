@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/messager/messager/internal/certs"
+	"github.com/messager/messager/internal/listen"
 	"github.com/messager/messager/internal/server"
 	"github.com/messager/messager/internal/users"
 )
@@ -43,6 +44,7 @@ type Server struct {
 	Server *server.Server
 
 	t       testing.TB
+	tls     *tls.Config
 	cfg     server.Config
 	opts    []Option
 	done    chan error
@@ -51,6 +53,13 @@ type Server struct {
 
 // Start starts a server with the given users, stopped when the test ends.
 func Start(t testing.TB, u Users, opts ...Option) *Server {
+	t.Helper()
+	return StartTLS(t, u, nil, opts...)
+}
+
+// StartTLS is Start with the server's TLS configuration; nil means a
+// fresh self-signed certificate.
+func StartTLS(t testing.TB, u Users, config *tls.Config, opts ...Option) *Server {
 	t.Helper()
 	dir := t.TempDir()
 	certPEM, keyPEM, err := certs.Generate([]string{"localhost", "127.0.0.1", "::1"}, 24*time.Hour)
@@ -73,6 +82,9 @@ func Start(t testing.TB, u Users, opts ...Option) *Server {
 	if err != nil {
 		t.Fatalf("servertest: %v", err)
 	}
+	if config == nil {
+		config = &tls.Config{Certificates: []tls.Certificate{cert}}
+	}
 	s := &Server{
 		CertFile:    certFile,
 		CertPEM:     certPEM,
@@ -80,10 +92,12 @@ func Start(t testing.TB, u Users, opts ...Option) *Server {
 		UsersFile:   usersFile,
 		t:           t,
 		opts:        opts,
+		tls:         config,
 		cfg: server.Config{
-			TLS:    &tls.Config{Certificates: []tls.Certificate{cert}},
 			Users:  table,
 			Logger: slog.New(slog.DiscardHandler),
+			// The users have cheap hashes; so do failed logins.
+			Checker: users.NewChecker(0).WithFloor(users.CheapParams),
 		},
 	}
 	for _, o := range opts {
@@ -136,7 +150,7 @@ func (s *Server) start(addr string) {
 	s.Server = srv
 	s.stopped = false
 	s.done = make(chan error, 1)
-	go func() { s.done <- srv.Serve(ln) }()
+	go func() { s.done <- listen.Serve(ln, srv, s.tls) }()
 }
 
 // Stop shuts the server down gracefully and waits for it.

@@ -1,0 +1,122 @@
+// Package listen brings a messager server its TLS connections: it accepts
+// on a listener, admits each connection (the server's caps apply before
+// any handshake), completes the TLS handshake under the login deadline,
+// and hands the server the line transport on top. The server itself
+// knows nothing of TLS.
+package listen
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/messager/messager/internal/server"
+)
+
+// TLSConfig returns base hardened for the chat listener: TLS 1.2 at
+// least, TLS 1.2 offered with AEAD suites only (no CBC, so nothing of
+// LUCKY13 and its kin; TLS 1.3 suites are all AEAD and not configurable),
+// and large records, which cost less per byte (a chat relay has no first
+// paint to hurry).
+func TLSConfig(base *tls.Config) *tls.Config {
+	c := base.Clone()
+	if c.MinVersion < tls.VersionTLS12 {
+		c.MinVersion = tls.VersionTLS12
+	}
+	if c.CipherSuites == nil {
+		c.CipherSuites = AEADSuites
+	}
+	c.DynamicRecordSizingDisabled = true
+	return c
+}
+
+// AEADSuites are the TLS 1.2 suites the listener offers: forward secrecy
+// and authenticated encryption only.
+var AEADSuites = []uint16{
+	tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+	tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+}
+
+// Serve accepts connections on ln for srv until srv shuts down, when it
+// closes ln and returns nil; any other accept error it cannot wait out
+// is returned. config is used as TLSConfig(config) makes it.
+func Serve(ln net.Listener, srv *server.Server, config *tls.Config) error {
+	config = TLSConfig(config)
+	var closing sync.Once
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		select {
+		case <-srv.Done():
+			closing.Do(func() { ln.Close() })
+		case <-stop:
+		}
+	}()
+	log := srv.Logger()
+	var backoff time.Duration
+	for {
+		conn, err := ln.Accept()
+		if err != nil {
+			select {
+			case <-srv.Done():
+				return nil
+			default:
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && !errors.Is(err, net.ErrClosed) {
+				// Out of file descriptors and the like: stop accepting
+				// for a moment, then go on, as net/http does.
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				srv.LogLimited(slog.LevelWarn, "accept", "accept failed; pausing", "err", err, "pause", backoff)
+				select {
+				case <-time.After(backoff):
+				case <-srv.Done():
+				}
+				continue
+			}
+			return fmt.Errorf("accept: %w", err)
+		}
+		backoff = 0
+		p := srv.Admit(conn)
+		if p == nil {
+			continue
+		}
+		go serveConn(conn, p, config, log)
+	}
+}
+
+// serveConn completes the handshake of an admitted connection and hands
+// it to the server.
+func serveConn(raw net.Conn, p *server.Pending, config *tls.Config, log *slog.Logger) {
+	if tc, ok := raw.(*net.TCPConn); ok {
+		_ = tc.SetKeepAliveConfig(net.KeepAliveConfig{Enable: true, Idle: 30 * time.Second, Interval: 10 * time.Second, Count: 3})
+	}
+	tc := tls.Server(raw, config)
+	// The handshake is bounded by the connection's deadline, which
+	// Shutdown shortens, but not cancelled by Shutdown: a client that
+	// finished its side must be able to read why it is closed.
+	if err := tc.Handshake(); err != nil {
+		p.Abandon(err)
+		return
+	}
+	p.Serve(Transport{Conn: tc, raw: raw})
+}
+
+// Transport is a server-side TLS connection as a line transport. Close
+// closes the socket underneath: tls.Conn.Close would first wait for a
+// blocked Write to time out before sending its close_notify.
+type Transport struct {
+	*tls.Conn
+	raw net.Conn
+}
+
+// Close closes the socket at once.
+func (t Transport) Close() error { return t.raw.Close() }
