@@ -371,22 +371,30 @@ const helpText = `commands:
 
 // interactive runs the session on a terminal with a line editor.
 func (s *session) interactive(ctx context.Context) error {
+	raw := &heldRaw{fd: readline.GetStdin()}
+	defer raw.restore()
 	rl, err := readline.NewEx(&readline.Config{
 		Prompt:       s.prompt(),
 		HistoryLimit: 1000,
 		// The sent line is shown again in the chat's own format.
-		UniqueEditLine:  true,
-		InterruptPrompt: "^C",
-		EOFPrompt:       "\n",
-		Stdout:          s.cfg.Stdout,
-		Stderr:          s.cfg.Stdout,
+		UniqueEditLine:      true,
+		InterruptPrompt:     "^C",
+		EOFPrompt:           "\n",
+		Stdout:              s.cfg.Stdout,
+		Stderr:              s.cfg.Stdout,
+		FuncMakeRaw:         raw.enter,
+		FuncExitRaw:         raw.exit,
+		FuncFilterInputRune: raw.filter,
 	})
 	if err != nil {
 		s.cfg.Conn.Close()
 		return fmt.Errorf("start the line editor: %w", err)
 	}
 	defer rl.Close()
-	w := rl.Stdout()
+	// Raw from now on: what is typed before the first prompt is not
+	// echoed either.
+	raw.enter()
+	w := termWriter{rl: rl, w: rl.Stdout()}
 	s.out = &output{msgs: w, notices: w, color: s.cfg.Color}
 	s.out.notice("logged in to %s as %s; /help lists the commands", s.cfg.Conn.Addr(), s.user)
 	go s.loop(ctx)
@@ -404,25 +412,18 @@ func (s *session) interactive(ctx context.Context) error {
 		rl.SetPrompt("send to: ")
 		line, err := rl.Readline()
 		if s.ended() {
-			return s.err
+			return s.endedBy(rl)
 		}
 		if err != nil {
-			if errors.Is(err, readline.ErrInterrupt) {
+			if errors.Is(err, readline.ErrInterrupt) && line != "" {
 				continue
 			}
-			s.quit(s.cfg.QuitTimeout)
+			s.quitEditor(rl, err)
 			return nil
 		}
-		name := strings.TrimSpace(line)
-		switch {
-		case name == "":
-		case name == "/quit":
+		if s.target(line) {
 			s.quit(s.cfg.QuitTimeout)
 			return nil
-		case !protocol.ValidNameString(name):
-			s.out.notice("%s", (&client.NameError{Name: name}).Error())
-		default:
-			s.to = name
 		}
 	}
 	rl.SetPrompt(s.prompt())
@@ -430,24 +431,69 @@ func (s *session) interactive(ctx context.Context) error {
 	for {
 		line, err := rl.Readline()
 		if s.ended() {
-			return s.err
+			return s.endedBy(rl)
 		}
-		if errors.Is(err, readline.ErrInterrupt) {
-			if line == "" {
-				s.quit(s.cfg.QuitTimeout)
-				return nil
-			}
+		if errors.Is(err, readline.ErrInterrupt) && line != "" {
+			// Ctrl-C on a typed line drops the line.
 			continue
 		}
 		if err != nil {
-			// Ctrl-D, or the terminal went away.
-			s.quit(s.cfg.QuitTimeout)
+			// Ctrl-C on an empty line, Ctrl-D, or the terminal went away.
+			s.quitEditor(rl, err)
 			return nil
 		}
 		if s.command(rl, line) {
 			return nil
 		}
 	}
+}
+
+// targetHelp is the help of the "send to:" prompt.
+const targetHelp = `type the name of the user to send to, then chat:
+  /quit      end the session (Ctrl-D does the same)
+  /help      show this list`
+
+// target handles a line typed at the "send to:" prompt: a name becomes
+// the target, anything else is explained. It reports whether the user
+// quit.
+func (s *session) target(line string) bool {
+	name := strings.TrimSpace(line)
+	if word, arg, _ := strings.Cut(name, " "); word == "/to" {
+		name = strings.TrimSpace(arg)
+	}
+	switch {
+	case name == "":
+	case name == "/quit" || name == "/exit":
+		return true
+	case name == "/help":
+		s.out.notice("%s", strings.ReplaceAll(targetHelp, "\n", "\n* "))
+	case strings.HasPrefix(name, "/"):
+		word, _, _ := strings.Cut(name, " ")
+		s.out.notice("unknown command %s; type a user name, /help or /quit", client.Escape(word))
+	case !protocol.ValidNameString(name):
+		s.out.notice("%s", (&client.NameError{Name: name}).Error())
+	default:
+		s.to = name
+	}
+	return false
+}
+
+// quitEditor ends the session after the line editor stopped with err:
+// after Ctrl-C the prompt is still on the screen, so the line is ended,
+// and the shell's prompt does not land on it.
+func (s *session) quitEditor(rl *readline.Instance, err error) {
+	if errors.Is(err, readline.ErrInterrupt) {
+		s.cfg.Stdout.Write([]byte("^C\n"))
+	}
+	s.quit(s.cfg.QuitTimeout)
+}
+
+// endedBy returns the receive loop's result once the server ended the
+// session, with the line editor's prompt cleared, so that what follows
+// (the reason, the shell's prompt) starts a line of its own.
+func (s *session) endedBy(rl *readline.Instance) error {
+	rl.Clean()
+	return s.err
 }
 
 // ended reports whether the receive loop has ended by itself.

@@ -23,3 +23,9 @@ func waitEchoOff(f *os.File) bool {
 	}
 	return false
 }
+
+// echoOn reports whether the terminal echoes what is typed.
+func echoOn(f *os.File) bool {
+	t, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil && t.Lflag&unix.ECHO != 0
+}
