@@ -100,3 +100,25 @@ func TestFingerprintHint(t *testing.T) {
 		t.Errorf("unknown-server error does not name %q: %q", fingerprintCommand, msg)
 	}
 }
+
+// TestGitignore: what the commands leave in a working directory is not
+// picked up by git: the server's files, the user file's lock and the
+// temporary files of atomic writes, and a binary built in place.
+func TestGitignore(t *testing.T) {
+	root, err := exec.Command("git", "rev-parse", "--show-toplevel").Output()
+	if err != nil {
+		t.Skipf("not in a git work tree: %v", err)
+	}
+	dir := strings.TrimSpace(string(root))
+	for _, path := range []string{"user.csv", ".user.csv.lock", "cert.pem", "key.pem",
+		".user.csv.tmp-123456", "data/.users.csv.lock", "messager", "cmd/messager/messager"} {
+		if err := exec.Command("git", "-C", dir, "check-ignore", "-q", "--no-index", path).Run(); err != nil {
+			t.Errorf("%s is not ignored: %v", path, err)
+		}
+	}
+	for _, path := range []string{"cmd/messager/chat.go", "go.mod", "docs/protocol.md"} {
+		if err := exec.Command("git", "-C", dir, "check-ignore", "-q", "--no-index", path).Run(); err == nil {
+			t.Errorf("%s is ignored", path)
+		}
+	}
+}
