@@ -68,6 +68,7 @@ and chat with "messager chat".`,
 	root.AddCommand(
 		newServeCmd(),
 		newUserCmd(),
+		newGroupCmd(),
 		newCertCmd(),
 		newChatCmd(),
 		newSendCmd(),
