@@ -17,6 +17,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/messager/messager/internal/certs"
+	"github.com/messager/messager/internal/fileperm"
+	"github.com/messager/messager/internal/groups"
 	"github.com/messager/messager/internal/listen"
 	"github.com/messager/messager/internal/metrics"
 	"github.com/messager/messager/internal/reload"
@@ -38,6 +40,12 @@ type serveOptions struct {
 	maxSessions    int
 	maxUnauth      int
 	maxPending     int
+	presence       bool
+	groupsMode     string
+	groupsFile     string
+	maxWatch       int
+	maxGroups      int
+	maxMembers     int
 	loginParallel  int
 	metrics        string
 	shutdownPeriod time.Duration
@@ -76,6 +84,12 @@ changes on disk. SIGINT and SIGTERM shut down gracefully.`,
 	f.IntVar(&o.maxSessions, "max-sessions", server.DefaultMaxSessions, "most users online at once")
 	f.IntVar(&o.maxUnauth, "max-unauth-per-addr", server.DefaultMaxUnauthPerAddr, "most connections one address may have open before logging in")
 	f.IntVar(&o.maxPending, "max-pending", 0, "most connections from all addresses together not yet logged in (0: an eighth of the open-file limit)")
+	f.BoolVar(&o.presence, "presence", true, "offer presence: WHO, WATCH and PRESENCE (protocol version 2)")
+	f.StringVar(&o.groupsMode, "groups", "open", "groups: open (anyone makes a group by joining it), listed (only the groups file's), or off")
+	f.StringVar(&o.groupsFile, "groups-file", "", "listed groups (default groups.csv beside the user file)")
+	f.IntVar(&o.maxWatch, "max-watch", server.DefaultMaxWatch, "most names one session may watch")
+	f.IntVar(&o.maxGroups, "max-groups", server.DefaultMaxGroups, "most groups one user may be in")
+	f.IntVar(&o.maxMembers, "max-members", server.DefaultMaxMembers, "most members one group may have")
 	f.IntVar(&o.loginParallel, "login-parallel", 0, "password checks run at once (0: one per CPU)")
 	f.StringVar(&o.metrics, "metrics", "", "serve Prometheus metrics on this address, e.g. 127.0.0.1:9464 (off when empty)")
 	f.DurationVar(&o.shutdownPeriod, "shutdown-timeout", 5*time.Second, "longest a graceful shutdown may take")
@@ -122,15 +136,41 @@ func (o serveOptions) check() error {
 		return usageError(fmt.Errorf("--max-unauth-per-addr must be at least 1, not %d", o.maxUnauth))
 	case o.loginParallel < 0:
 		return usageError(fmt.Errorf("--login-parallel must be 0 (one per CPU) or more, not %d", o.loginParallel))
+	case o.maxWatch < 1 || o.maxWatch > 100_000:
+		return usageError(fmt.Errorf("--max-watch must be from 1 to 100000, not %d", o.maxWatch))
+	case o.maxGroups < 1 || o.maxGroups > 10_000:
+		return usageError(fmt.Errorf("--max-groups must be from 1 to 10000, not %d", o.maxGroups))
+	case o.maxMembers < 2 || o.maxMembers > 1_000_000:
+		return usageError(fmt.Errorf("--max-members must be from 2 to 1000000, not %d", o.maxMembers))
 	case o.pprof && o.metrics == "":
 		return usageError(errors.New("--pprof needs --metrics ADDR to serve on"))
 	}
 	return nil
 }
 
+// groupMode parses --groups.
+func (o serveOptions) groupMode() (server.GroupMode, error) {
+	switch o.groupsMode {
+	case "open":
+		return server.GroupsOpen, nil
+	case "listed":
+		return server.GroupsListed, nil
+	case "off":
+		return server.GroupsOff, nil
+	}
+	return 0, usageError(fmt.Errorf("bad --groups %q: want open, listed or off", o.groupsMode))
+}
+
 func runServe(ctx context.Context, o serveOptions, stderr io.Writer) error {
 	if err := o.check(); err != nil {
 		return err
+	}
+	mode, err := o.groupMode()
+	if err != nil {
+		return err
+	}
+	if o.groupsFile == "" {
+		o.groupsFile = groups.DefaultPath(o.usersFile)
 	}
 	log, err := newLogger(stderr, o.logFormat, o.logLevel)
 	if err != nil {
@@ -168,9 +208,18 @@ func runServe(ctx context.Context, o serveOptions, stderr io.Writer) error {
 	if plain := table.PlaintextUsers(); len(plain) > 0 {
 		log.Warn("plain passwords in user file; set them again with 'messager user passwd'", "users", plain)
 	}
+	listed, err := groups.Load(o.groupsFile)
+	if err != nil {
+		return fmt.Errorf("load groups: %w", err)
+	}
 	certSrc, generated, err := certs.NewSource(o.certFile, o.keyFile)
 	if err != nil {
 		return fmt.Errorf("certificate: %w", err)
+	}
+	for _, path := range []string{o.usersFile, o.keyFile} {
+		for _, problem := range fileperm.Check(path) {
+			log.Warn("loose permissions: " + problem)
+		}
 	}
 	if generated {
 		log.Info("generated self-signed certificate", "cert", o.certFile, "key", o.keyFile, "fingerprint", certSrc.Fingerprint())
@@ -185,6 +234,12 @@ func runServe(ctx context.Context, o serveOptions, stderr io.Writer) error {
 		MaxSessions:      o.maxSessions,
 		MaxUnauthPerAddr: o.maxUnauth,
 		MaxPending:       o.maxPending,
+		NoPresence:       !o.presence,
+		MaxWatch:         o.maxWatch,
+		Groups:           mode,
+		GroupList:        listed,
+		MaxGroups:        o.maxGroups,
+		MaxMembers:       o.maxMembers,
 		Logger:           log,
 	})
 	if err != nil {
@@ -194,14 +249,15 @@ func runServe(ctx context.Context, o serveOptions, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	log.Info("listening", "addr", ln.Addr().String(), "fingerprint", certSrc.Fingerprint(), "users", table.Len())
+	log.Info("listening", "addr", ln.Addr().String(), "fingerprint", certSrc.Fingerprint(), "users", table.Len(),
+		"listed_groups", listed.Len(), "groups", o.groupsMode, "presence", o.presence)
 	if table.Len() == 0 {
 		log.Info("no users yet; add one with: messager user add NAME --users " + o.usersFile)
 	}
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	reloader := reload.New(srv, reload.Config{UsersFile: o.usersFile, Certs: certSrc, Logger: log})
+	reloader := reload.New(srv, reload.Config{UsersFile: o.usersFile, GroupsFile: o.groupsFile, Certs: certSrc, Logger: log})
 	if !o.noWatch {
 		if err := reloader.Watch(ctx); err != nil {
 			log.Warn("user file changes will need SIGHUP", "err", err)

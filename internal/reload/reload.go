@@ -15,14 +15,16 @@ import (
 
 	"github.com/messager/messager/internal/certs"
 	"github.com/messager/messager/internal/filewatch"
+	"github.com/messager/messager/internal/groups"
 	"github.com/messager/messager/internal/server"
 	"github.com/messager/messager/internal/users"
 )
 
 // Reloader reloads one server's files.
 type Reloader struct {
-	srv       *server.Server
-	usersFile string
+	srv        *server.Server
+	usersFile  string
+	groupsFile string // "" when groups are not listed from a file
 	certs     *certs.Source // nil: the certificate is not reloaded
 	log       *slog.Logger
 	quiet     filewatch.Options
@@ -32,6 +34,8 @@ type Reloader struct {
 type Config struct {
 	// UsersFile is the path of user.csv.
 	UsersFile string
+	// GroupsFile is the path of groups.csv, or "" for none.
+	GroupsFile string
 	// Certs is the certificate source, or nil.
 	Certs *certs.Source
 	// Logger receives what the reloads did; nil means the server's.
@@ -45,7 +49,7 @@ func New(srv *server.Server, cfg Config) *Reloader {
 	if cfg.Logger == nil {
 		cfg.Logger = srv.Logger()
 	}
-	return &Reloader{srv: srv, usersFile: cfg.UsersFile, certs: cfg.Certs, log: cfg.Logger, quiet: cfg.Watch}
+	return &Reloader{srv: srv, usersFile: cfg.UsersFile, groupsFile: cfg.GroupsFile, certs: cfg.Certs, log: cfg.Logger, quiet: cfg.Watch}
 }
 
 // Result is what a full reload did.
@@ -54,6 +58,10 @@ type Result struct {
 	Users int
 	// UsersErr is why the user file was not applied, if it was not.
 	UsersErr error
+	// Groups is the number of listed groups now.
+	Groups int
+	// GroupsErr is why the groups file was not applied, if it was not.
+	GroupsErr error
 	// Fingerprint is the certificate's fingerprint now.
 	Fingerprint string
 	// CertErr is why the certificate was not reloaded, if it was not.
@@ -69,6 +77,13 @@ func (r *Reloader) All() Result {
 		r.log.Error("reload failed; keeping the old user table", "err", err)
 	}
 	res.Users = r.srv.Users().Len()
+	if r.groupsFile != "" {
+		if err := r.Groups(); err != nil {
+			res.GroupsErr = err
+			r.log.Error("reload failed; keeping the old groups", "err", err)
+		}
+		res.Groups = r.srv.GroupList().Len()
+	}
 	if r.certs != nil {
 		fp, err := r.certs.Reload()
 		if err != nil {
@@ -90,6 +105,18 @@ func (r *Reloader) Users() error {
 		return fmt.Errorf("reload users: %w", err)
 	}
 	r.apply(t)
+	return nil
+}
+
+// Groups loads the groups file and swaps the list in. A bad file keeps
+// the old list; the error names the line.
+func (r *Reloader) Groups() error {
+	t, err := groups.Load(r.groupsFile)
+	if err != nil {
+		return fmt.Errorf("reload groups: %w", err)
+	}
+	r.srv.SetGroups(t)
+	r.log.Info("groups reloaded", "listed_groups", t.Len())
 	return nil
 }
 
@@ -131,9 +158,22 @@ func (r *Reloader) watched() error {
 	return nil
 }
 
-// Watch reloads the user file whenever it has changed on disk and then
-// stayed unchanged for a quiet period, until ctx ends.
+// Watch reloads the user file and the groups file whenever one has
+// changed on disk and then stayed unchanged for a quiet period, until ctx
+// ends.
 func (r *Reloader) Watch(ctx context.Context) error {
+	if r.groupsFile != "" {
+		opts := r.quiet
+		opts.OnError = func(err error) { r.log.Warn("watching groups file", "err", err) }
+		err := filewatch.Watch(ctx, r.groupsFile, opts, func() {
+			if err := r.Groups(); err != nil {
+				r.log.Error("groups file changed but is not valid; keeping the old groups", "err", err)
+			}
+		})
+		if err != nil {
+			return err
+		}
+	}
 	opts := r.quiet
 	opts.OnError = func(err error) { r.log.Warn("watching users file", "err", err) }
 	return filewatch.Watch(ctx, r.usersFile, opts, func() {

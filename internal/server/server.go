@@ -443,3 +443,6 @@ func waitCtx(ctx context.Context, wg *sync.WaitGroup) error {
 func (s *Server) LogLimited(level slog.Level, key, msg string, attrs ...any) {
 	s.logs.log(s.cfg.Logger, level, key, msg, attrs...)
 }
+
+// GroupList returns the operator's listed groups.
+func (s *Server) GroupList() *groups.Table { return s.listed.Load() }

@@ -41,6 +41,13 @@ func TestRemovedDuringLogin(t *testing.T) {
 // server's writer to it blocks once a few hundred kilobytes are queued.
 func frozenDial(t *testing.T, srv *servertest.Server, user, password string) *lineConn {
 	t.Helper()
+	return frozenLogin(t, srv, "AUTH "+user+" "+password+" \r\n", "ACCEPT "+user+" \r\n")
+}
+
+// frozenLogin dials with a small receive buffer, sends send and expects
+// the lines of want.
+func frozenLogin(t *testing.T, srv *servertest.Server, send string, want ...string) *lineConn {
+	t.Helper()
 	raw, err := net.DialTimeout("tcp", srv.Addr, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
@@ -49,8 +56,10 @@ func frozenDial(t *testing.T, srv *servertest.Server, user, password string) *li
 	tc := tls.Client(raw, srv.ClientTLS())
 	t.Cleanup(func() { tc.Close() })
 	c := servertest.NewConn(t, tc)
-	c.Send("AUTH " + user + " " + password + " \r\n")
-	c.Expect("ACCEPT " + user + " \r\n")
+	c.Send(send)
+	for _, w := range want {
+		c.Expect(w)
+	}
 	return c
 }
 
