@@ -24,10 +24,10 @@ import (
 type Reloader struct {
 	srv        *server.Server
 	usersFile  string
-	groupsFile string // "" when groups are not listed from a file
-	certs     *certs.Source // nil: the certificate is not reloaded
-	log       *slog.Logger
-	quiet     filewatch.Options
+	groupsFile string        // "" when groups are not listed from a file
+	certs      *certs.Source // nil: the certificate is not reloaded
+	log        *slog.Logger
+	quiet      filewatch.Options
 }
 
 // Config says what a Reloader reloads.
