@@ -46,7 +46,9 @@ func newChatCmd() *cobra.Command {
 On a terminal it shows incoming messages as "[15:04] alice: text" above the
 line being typed. Commands: /to NAME changes the target, /quit ends the
 session, /help lists the commands. A missing user, password or target is
-asked for.
+asked for; the client connects before it asks for the password, and asks
+again after a wrong one, up to three times. Everything the server sends
+is shown with control and invisible characters escaped.
 
 When stdin is not a terminal, every input line is one message to --to, and
 received messages are written to stdout as "alice: text", notices to
