@@ -243,10 +243,17 @@ func (tm *term) send(s string) {
 	}
 }
 
-// exit waits for the process and returns its exit status.
+// exit waits for the process and returns its exit status, once all it
+// wrote has been read from the terminal.
 func (tm *term) exit() int {
 	tm.t.Helper()
-	return waitExit(tm.t, tm.cmd)
+	code := waitExit(tm.t, tm.cmd)
+	select {
+	case <-tm.out.closed:
+	case <-time.After(timeout):
+		tm.t.Fatalf("terminal output did not end after the process exited")
+	}
+	return code
 }
 
 func waitExit(t *testing.T, cmd *exec.Cmd) int {
