@@ -23,12 +23,30 @@ import (
 // Run it with: go test -run='^$' -fuzz=FuzzSession ./internal/server/
 //
 // The second argument says where the input is cut in two writes.
-func FuzzSession(f *testing.F) {
-	srv := servertest.Start(f, servertest.Users{"fz": "pw-fz", "by1": "pw-by1", "by2": "pw-by2"})
-	by1 := login(f, srv, "by1", "pw-by1")
-	by2 := login(f, srv, "by2", "pw-by2")
+func FuzzSession(f *testing.F) { fuzzSession(f, 1, v1Seeds) }
 
-	for _, seed := range []string{
+// FuzzSessionV2 is FuzzSession for a version-2 session: the same inputs
+// and more (presence, groups), and the version-2 lines allowed back. The
+// sessions of one run replace each other, so groups and watch lists are
+// handed over from input to input.
+//
+// Run it with: go test -run='^$' -fuzz=FuzzSessionV2 ./internal/server/
+func FuzzSessionV2(f *testing.F) {
+	fuzzSession(f, 2, append(v1Seeds,
+		"JOIN #g\r\nMSG #g fz hi all\r\nPART #g\r\n",
+		"JOIN #G\r\nJOIN #g\r\nWHO #g\r\n",
+		"WATCH by1 by2 nobody\r\nUNWATCH by1\r\nUNWATCH *\r\n",
+		"WHO *\r\nWHO b*\r\nWHO by1\r\nWHO *\r\nWHO *\r\nWHO *\r\nWHO *\r\n",
+		"MSG #nope fz not a member\r\nPART #nope\r\n",
+		"MSG nobody fz named cnt\r\n",
+		"WATCH "+strings.Repeat("a ", 33)+"\r\n",
+		"HELLO 2\r\n",
+		"PUT fz password1\r\n",
+		"JOIN #"+strings.Repeat("x", 33)+"\r\n",
+	))
+}
+
+var v1Seeds = []string{
 		"",
 		"MSG fz fz hello\r\n",
 		"MSG fz fz hello \r\nMSG fz fz again\n",
@@ -56,7 +74,13 @@ func FuzzSession(f *testing.F) {
 		"msg fz fz lowercase\r\n",
 		"MSG fz fz héllo wörld ✓ 你好\r\n",
 		"\r\n\r\n\t \r\n",
-	} {
+}
+
+func fuzzSession(f *testing.F, version int, seeds []string) {
+	srv := servertest.Start(f, servertest.Users{"fz": "pw-fz", "by1": "pw-by1", "by2": "pw-by2"})
+	by1 := login(f, srv, "by1", "pw-by1")
+	by2 := login(f, srv, "by2", "pw-by2")
+	for _, seed := range seeds {
 		// Split after the first byte, and in the middle: the network may
 		// cut the input anywhere.
 		f.Add([]byte(seed), uint16(1))
@@ -65,7 +89,12 @@ func FuzzSession(f *testing.F) {
 
 	round := 0
 	f.Fuzz(func(t *testing.T, data []byte, split uint16) {
-		c := login(t, srv, "fz", "pw-fz")
+		var c *lineConn
+		if version == 2 {
+			c = loginV2(t, srv, "fz")
+		} else {
+			c = login(t, srv, "fz", "pw-fz")
+		}
 		// Read while writing: the input may make the server write a lot
 		// back (messages to oneself).
 		type result struct {
@@ -106,7 +135,7 @@ func FuzzSession(f *testing.F) {
 			t.Fatal(res.err)
 		}
 		for i, line := range res.lines {
-			if err := checkServerLine(line, "fz", data); err != nil {
+			if err := checkServerLine(line, "fz", data, version); err != nil {
 				t.Fatalf("line %d: %v", i+1, err)
 			}
 			if strings.HasPrefix(line, "END ") && i != len(res.lines)-1 {
@@ -147,7 +176,7 @@ func drainUntil(t *testing.T, c *lineConn, want string, data []byte) {
 			t.Fatalf("bystander got %q, want %q", trunc(line), trunc(want))
 		}
 		target := strings.Fields(line)[1]
-		if err := checkServerLine(line, target, data); err != nil {
+		if err := checkServerLine(line, target, data, 1); err != nil {
 			t.Fatalf("bystander: %v", err)
 		}
 	}
@@ -170,9 +199,10 @@ var allowedEnds = map[string]bool{
 }
 
 // checkServerLine checks that line, sent to user after login, has one of
-// the shapes the protocol page allows. A RELAY must carry text the client
-// actually sent (in data) from a user who may send it (fz).
-func checkServerLine(line, user string, data []byte) error {
+// the shapes the protocol page allows in the session's version. A RELAY
+// must carry text the client actually sent (in data) from a user who may
+// send it (fz).
+func checkServerLine(line, user string, data []byte, version int) error {
 	body, ok := strings.CutSuffix(line, " \r\n")
 	if !ok {
 		return fmt.Errorf("%q does not end in \" \\r\\n\"", trunc(line))
@@ -191,6 +221,18 @@ func checkServerLine(line, user string, data []byte) error {
 			return fmt.Errorf("END line %q not allowed after login", line)
 		}
 		return nil
+	case version >= 2 && !strings.HasPrefix(line, "RELAY "):
+		sl, err := protocol.ParseServerLine([]byte(body))
+		switch {
+		case err != nil:
+			return fmt.Errorf("%q: %v", trunc(line), err)
+		case sl.Kind == protocol.KindCNT && sl.Target != nil,
+			sl.Kind == protocol.KindFail, sl.Kind == protocol.KindWho, sl.Kind == protocol.KindPresence:
+			return nil
+		case (sl.Kind == protocol.KindJoin || sl.Kind == protocol.KindPart) && string(sl.User) == "fz":
+			return nil
+		}
+		return fmt.Errorf("%q is not a line the server may send a version-2 session", trunc(line))
 	case strings.HasPrefix(line, "RELAY "):
 		parts := strings.SplitN(body, " ", 4)
 		if len(parts) != 4 || parts[1] != user || parts[2] != "fz" {
