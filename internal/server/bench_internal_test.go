@@ -30,7 +30,7 @@ func (d *discardTransport) SetWriteDeadline(time.Time) error { return nil }
 func (d *discardTransport) Close() error                     { return nil }
 func (d *discardTransport) RemoteAddr() net.Addr             { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)} }
 
-func benchServer(b *testing.B) *Server {
+func benchServer(testing.TB) *Server {
 	cfg := Config{Logger: slog.New(slog.DiscardHandler)}
 	cfg.setDefaults()
 	s := &Server{cfg: cfg, local: newRegistry(), done: make(chan struct{})}
@@ -182,4 +182,110 @@ func TestQueryRules(t *testing.T) {
 	if len(queryRules) != int(slices.Max(protocol.ClientKinds()))+1 {
 		t.Errorf("queryRules has %d entries for %d kinds", len(queryRules), len(protocol.ClientKinds()))
 	}
+}
+
+// BenchmarkWatchMemory measures the server memory one watch entry costs:
+// 10,000 sessions each watching 100 names out of 10,000 users, as in the
+// presence target. It reports bytes per entry (B/watch).
+func BenchmarkWatchMemory(b *testing.B) {
+	const sessions, watches = 10_000, 100
+	for b.Loop() {
+		srv := benchServer(b)
+		srv.presence = newPresence(srv, time.Second)
+		names := make([][]byte, sessions)
+		for i := range names {
+			names[i] = []byte(fmt.Sprintf("user%05d", i))
+		}
+		ss := make([]*Session, sessions)
+		for i := range ss {
+			ss[i] = &Session{srv: srv, name: string(names[i]), version: 2}
+		}
+		var line []byte
+		runtime.GC()
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		for i, s := range ss {
+			for w := 0; w < watches; w += protocol.MaxWatchNames {
+				line = line[:0]
+				for k := w; k < min(w+protocol.MaxWatchNames, watches); k++ {
+					if len(line) > 0 {
+						line = append(line, ' ')
+					}
+					line = append(line, names[(i*7+k*101)%sessions]...)
+				}
+				srv.presence.watch(s, line, watches)
+			}
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		entries := srv.presence.watchEntries()
+		if entries != sessions*watches {
+			b.Fatalf("%d entries, want %d", entries, sessions*watches)
+		}
+		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/float64(entries), "B/watch")
+		runtime.KeepAlive(ss)
+	}
+}
+
+// BenchmarkPresenceFanOut measures one presence round for a user watched
+// by 100,000 sessions: what the notifier does off the readers' path.
+func BenchmarkPresenceFanOut(b *testing.B) {
+	srv := benchServer(b)
+	srv.presence = newPresence(srv, time.Second)
+	const watchers = 100_000
+	for i := 0; i < watchers; i++ {
+		s := benchSession(srv, fmt.Sprintf("w%06d", i))
+		srv.presence.watch(s, []byte("star"), 100)
+	}
+	star := benchSession(srv, "star")
+	b.ReportAllocs()
+	for b.Loop() {
+		srv.presence.noteChange("star")
+		srv.presence.flush()
+		// Every watcher was told; drop what is queued, as writers would.
+		srv.local.unregister(star)
+		srv.presence.noteChange("star")
+		srv.presence.flush()
+		srv.local.register(star)
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*2*watchers), "ns/watcher")
+}
+
+// repeatReader returns the same bytes on every Read.
+type repeatReader struct{ b []byte }
+
+func (r *repeatReader) Read(p []byte) (int, error) { return copy(p, r.b), nil }
+
+// TestReadPathAllocs: the whole reader path of a MSG, from the read
+// buffer through parsing, dispatch and routing to the target's queue,
+// allocates nothing per message.
+func TestReadPathAllocs(t *testing.T) {
+	srv := benchServer(nil)
+	sender := benchSession(srv, "alice")
+	target := benchSession(srv, "bob")
+	var batch []byte
+	for range 64 {
+		batch = append(batch, "MSG bob alice hello there, a message of some length \r\n"...)
+	}
+	rd := protocol.NewReader(&repeatReader{b: batch}, protocol.MaxLine)
+	defer rd.Release()
+	allocs := testing.AllocsPerRun(200, func() {
+		if err := rd.Fill(); err != nil {
+			t.Fatal(err)
+		}
+		if sender.handleBuffered(rd) {
+			t.Fatal("the session ended")
+		}
+		sender.flushBatch()
+		for target.queued() > 0 {
+			runtime.Gosched()
+		}
+	})
+	// A read holds about 64 messages; a few allocations per read (the
+	// writer's goroutine start) are fine, one per message is not.
+	if allocs > 8 {
+		t.Fatalf("%.1f allocations per read of ~64 messages", allocs)
+	}
+	target.close(reasonShutdown)
+	srv.writers.Wait()
 }

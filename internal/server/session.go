@@ -291,10 +291,17 @@ func (s *Session) handleLines(rd *protocol.Reader) closeReason {
 			return reasonProtocol
 		}
 		s.release() // the other handlers take other locks
-		if r := ruleOf(q.Kind).session(s, &q); r != reasonNone {
+		if r := s.dispatch(q); r != reasonNone {
 			return r
 		}
 	}
+}
+
+// dispatch hands a query other than MSG to its handler. It takes the
+// query by value: passing a pointer to handleLines' own copy through a
+// function value would move that copy to the heap, for every MSG too.
+func (s *Session) dispatch(q protocol.Query) closeReason {
+	return ruleOf(q.Kind).session(s, &q)
 }
 
 // relay queues a message on its target's session, forwards it to the
