@@ -26,6 +26,13 @@ func FuzzParseQuery(f *testing.F) {
 		line = TrimLine(line)
 		q, err := ParseQuery(line)
 
+		// The server's fast path agrees with ParseQuery on every line.
+		target, sender, text, ok := ParseMsg(line)
+		if ok != (err == nil && q.Kind == KindMsg) ||
+			ok && (!bytes.Equal(target, q.Target) || !bytes.Equal(sender, q.Sender) || !bytes.Equal(text, q.Text)) {
+			t.Fatalf("%q: ParseMsg says %v (%q %q %q), ParseQuery %+v, %v", line, ok, target, sender, text, q, err)
+		}
+
 		// A version-1 session sees no change: every line version 1 knew
 		// parses as before, and every other line is refused or has a
 		// Kind of version 2, which such a session refuses.

@@ -267,3 +267,23 @@ func TestNotPrintable(t *testing.T) {
 		}
 	}
 }
+
+// TestParseMsgAgrees: ParseMsg accepts exactly the lines ParseQuery
+// parses as a MSG to a user, with the same fields.
+func TestParseMsgAgrees(t *testing.T) {
+	for _, line := range []string{
+		"MSG bob alice hi", "MSG bob alice  two  spaces ", "MSG #g alice hi", "MSG bob alice", "MSG bob  alice hi",
+		"MSG bob alice \x01", "AUTH a b", "MSG", "MSG " + strings.Repeat("a", 33) + " b c", "msg bob alice hi",
+	} {
+		target, sender, text, ok := ParseMsg([]byte(line))
+		q, err := ParseQuery([]byte(line))
+		isMsg := err == nil && q.Kind == KindMsg
+		if ok != isMsg {
+			t.Errorf("%q: ParseMsg ok=%v, ParseQuery says MSG=%v", line, ok, isMsg)
+			continue
+		}
+		if ok && (string(target) != string(q.Target) || string(sender) != string(q.Sender) || string(text) != string(q.Text)) {
+			t.Errorf("%q: fields differ", line)
+		}
+	}
+}

@@ -102,6 +102,21 @@ type Query struct {
 	Invite []byte
 }
 
+// ParseMsg parses a trimmed line as a MSG to a user, the relay's hot
+// path, without the whole Query. ok is false for anything else (a group
+// MSG, another query, a malformed line): ParseQuery then says what it is.
+func ParseMsg(line []byte) (target, sender, text []byte, ok bool) {
+	if len(line) <= 4 || line[0] != 'M' || line[1] != 'S' || line[2] != 'G' || line[3] != ' ' {
+		return nil, nil, nil, false
+	}
+	target, rest, ok1 := cutName(line[4:])
+	sender, text, ok2 := cutName(rest)
+	if !ok1 || !ok2 || len(text) == 0 || !ValidText(text) {
+		return nil, nil, nil, false
+	}
+	return target, sender, text, true
+}
+
 // ParseQuery parses one trimmed, non-empty client line (see TrimLine) of
 // either version. Every form the protocol does not allow, including a bad
 // name, an empty message and a control character anywhere in the line,

@@ -46,8 +46,12 @@ type sendQueue struct {
 
 // appendRelayLocked queues a RELAY line.
 func (q *sendQueue) appendRelayLocked(target, sender, text []byte) (queued, wake, urgent, tooSlow bool) {
-	if queued, wake, tooSlow = q.roomLocked(protocol.RelayLen(target, sender, text)); !queued {
-		return false, false, false, tooSlow
+	n := protocol.RelayLen(target, sender, text)
+	if q.closing || q.out == nil || len(q.out.b)+n > min(cap(q.out.b), q.bound) {
+		// The slow path: a new buffer, a larger one, or no room at all.
+		if queued, wake, tooSlow = q.roomLocked(n); !queued {
+			return false, false, false, tooSlow
+		}
 	}
 	q.out.b = protocol.AppendRelay(q.out.b, target, sender, text)
 	return true, wake, q.urgentLocked(), false

@@ -275,17 +275,18 @@ func (s *Session) handleLines(rd *protocol.Reader) closeReason {
 		if len(line) == 0 {
 			continue
 		}
+		if target, sender, text, ok := protocol.ParseMsg(line); ok {
+			// The hot path: no Query, no table, no call through a
+			// pointer.
+			if string(sender) != s.name {
+				return reasonProtocol // impersonation
+			}
+			s.relay(target, sender, text)
+			continue
+		}
 		q, err := protocol.ParseQuery(line)
 		if err != nil {
 			return reasonProtocol
-		}
-		if q.Kind == protocol.KindMsg {
-			// The hot path: no table, no call through a pointer.
-			if string(q.Sender) != s.name {
-				return reasonProtocol // impersonation
-			}
-			s.relay(q.Target, q.Sender, q.Text)
-			continue
 		}
 		if !allowedInSession(s, q.Kind) {
 			return reasonProtocol
