@@ -177,6 +177,10 @@ func (s *Server) Restart() {
 	s.start(s.Addr)
 }
 
+// ServerTLS returns the server's TLS configuration, for a test that
+// serves TLS with the same certificate.
+func (s *Server) ServerTLS() *tls.Config { return s.tls }
+
 // ClientTLS returns a client configuration that trusts the server's
 // certificate.
 func (s *Server) ClientTLS() *tls.Config {
