@@ -148,6 +148,14 @@ func (o serveOptions) check() error {
 	return nil
 }
 
+// warnPermissions warns about a secret file that others can read or
+// write, or whose folder others can write.
+func warnPermissions(log *slog.Logger, path string) {
+	for _, problem := range fileperm.Check(path) {
+		log.Warn("loose permissions: " + problem)
+	}
+}
+
 // groupMode parses --groups.
 func (o serveOptions) groupMode() (server.GroupMode, error) {
 	switch o.groupsMode {
@@ -208,6 +216,7 @@ func runServe(ctx context.Context, o serveOptions, stderr io.Writer) error {
 	if plain := table.PlaintextUsers(); len(plain) > 0 {
 		log.Warn("plain passwords in user file; set them again with 'messager user passwd'", "users", plain)
 	}
+	warnPermissions(log, o.usersFile)
 	listed, err := groups.Load(o.groupsFile)
 	if err != nil {
 		return fmt.Errorf("load groups: %w", err)
@@ -216,11 +225,7 @@ func runServe(ctx context.Context, o serveOptions, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("certificate: %w", err)
 	}
-	for _, path := range []string{o.usersFile, o.keyFile} {
-		for _, problem := range fileperm.Check(path) {
-			log.Warn("loose permissions: " + problem)
-		}
-	}
+	warnPermissions(log, o.keyFile)
 	if generated {
 		log.Info("generated self-signed certificate", "cert", o.certFile, "key", o.keyFile, "fingerprint", certSrc.Fingerprint())
 	}

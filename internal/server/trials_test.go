@@ -270,3 +270,18 @@ func TestDroppedAreCounted(t *testing.T) {
 }
 
 func pendingCount(srv *servertest.Server) int { return srv.Server.Pending() }
+
+// TestLoginTimeoutLogged: a connection that never sends AUTH is told
+// END <timeout>, and the log says the login timed out (not "connection
+// refused").
+func TestLoginTimeoutLogged(t *testing.T) {
+	var logs servertest.Logs
+	srv := servertest.Start(t, testUsers, servertest.WithLogs(&logs), func(c *server.Config) { c.LoginTimeout = 200 * time.Millisecond })
+	c := dial(t, srv)
+	c.Expect("END <timeout> \r\n")
+	c.ExpectClosed()
+	waitFor(t, "the log line", func() bool { return strings.Contains(logs.String(), "login timed out") })
+	if strings.Contains(logs.String(), "connection refused") {
+		t.Errorf("a login timeout logged as a refusal:\n%s", logs.String())
+	}
+}
