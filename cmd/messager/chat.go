@@ -138,6 +138,9 @@ type clientSetup struct {
 	stdin                io.Reader
 	stderr               io.Writer
 	terminal             bool
+	// dialer makes every connection of the run, so that a server found
+	// to speak only version 1 is not asked for version 2 again.
+	dialer *client.Dialer
 }
 
 // Login on a terminal.
@@ -204,6 +207,7 @@ func (f *connectFlags) setup(cmd *cobra.Command) (*clientSetup, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.dialer = &client.Dialer{Addr: addr, TLSConfig: s.verifier.TLSConfig(), Options: s.options}
 	return s, nil
 }
 
@@ -231,12 +235,12 @@ func (s *clientSetup) connect(ctx context.Context) (*client.Conn, error) {
 	return c, s.loginOn(ctx, c)
 }
 
-// dial connects and completes the TLS handshake, which checks the
-// server's certificate.
+// dial connects, completes the TLS handshake, which checks the server's
+// certificate, and says HELLO (see client.Dialer).
 func (s *clientSetup) dial(ctx context.Context) (*client.Conn, error) {
 	ctx, cancel := context.WithTimeout(ctx, client.DefaultLoginTimeout)
 	defer cancel()
-	return client.DialOptions(ctx, s.addr, s.verifier.TLSConfig(), s.options)
+	return s.dialer.Dial(ctx)
 }
 
 // loginOn logs in on a connection made by dial.

@@ -195,7 +195,7 @@ func (s *session) receive(conn *client.Conn) error {
 			s.out.relay(ev)
 		case client.NotOnline:
 			s.notOnline.Store(true)
-			s.out.notOnline(ev.Target)
+			s.out.notOnline(ev.Name())
 		case client.End:
 			return ev.Err()
 		}

@@ -3,6 +3,7 @@ package chat_test
 import (
 	"bufio"
 	"crypto/tls"
+	"io"
 	"net"
 	"testing"
 	"time"
@@ -12,8 +13,10 @@ import (
 
 // fakeServer is a TLS listener on 127.0.0.1 that runs handle for every
 // connection it accepts, with a fresh self-signed certificate. It stands in
-// for servers that misbehave in ways the real one never does. It returns
-// the address and the certificate's fingerprint.
+// for servers that misbehave in ways the real one never does. Like a
+// version-1 server, it answers HELLO with END * <incorrect protocol> and
+// closes; handle sees connections that start otherwise. It returns the
+// address and the certificate's fingerprint.
 func fakeServer(t *testing.T, handle func(c net.Conn, r *bufio.Reader)) (addr, fingerprint string) {
 	t.Helper()
 	certPEM, keyPEM, err := certs.Generate([]string{"127.0.0.1"}, time.Hour)
@@ -37,7 +40,15 @@ func fakeServer(t *testing.T, handle func(c net.Conn, r *bufio.Reader)) (addr, f
 			}
 			go func() {
 				defer c.Close()
-				handle(c, bufio.NewReader(c))
+				r := bufio.NewReader(c)
+				// Like a version-1 server, it does not know HELLO.
+				if first, err := r.Peek(len("HELLO")); err != nil {
+					return
+				} else if string(first) == "HELLO" {
+					io.WriteString(c, "END * <incorrect protocol> \r\n")
+					return
+				}
+				handle(c, r)
 			}()
 		}
 	}()

@@ -12,6 +12,13 @@
 // space before the line end) and one query per TLS record, because that
 // server takes each record it reads as one query. It reads that server's
 // CHECK, which has no line end, as a line of its own.
+//
+// A connection asks for protocol version 2 with HELLO before it logs in
+// (see Dialer). A server that answers it offers presence and groups
+// (Conn.Features); queries may then share a write, since such a server
+// reads lines. A server that does not know HELLO gets version 1, as
+// before, and the queries of version 2 are refused locally with a
+// *NotOfferedError.
 package client
 
 import (
@@ -101,7 +108,8 @@ func (e *EndError) Refused() bool {
 		return true
 	}
 	switch e.Reason {
-	case protocol.ReasonBadLogin, protocol.ReasonTooManyAttempts, protocol.ReasonAccountRemoved, ReasonAlreadyOnline:
+	case protocol.ReasonBadLogin, protocol.ReasonTooManyAttempts, protocol.ReasonAccountRemoved, ReasonAlreadyOnline,
+		protocol.ReasonBanned:
 		return true
 	}
 	return false
@@ -161,6 +169,11 @@ type Conn struct {
 	lastTarget string
 	buf        []byte
 
+	// The server's answer to HELLO; set before the connection is handed
+	// out, read-only after.
+	version  int // 0 until a HELLO is answered: version 1
+	features protocol.Features
+
 	checks   atomic.Int64
 	ignored  atomic.Int64
 	ended    atomic.Bool
@@ -169,38 +182,23 @@ type Conn struct {
 }
 
 // Dial connects to addr ("host:port") over TLS with config, completing the
-// handshake before it returns. When config has no ServerName, the host of
-// addr is used. The handshake is bounded by ctx, or by DefaultLoginTimeout
-// when ctx has no deadline.
+// handshake and HELLO (see Dialer.Dial) before it returns. When config has
+// no ServerName, the host of addr is used. It is bounded by ctx, or by
+// DefaultLoginTimeout when ctx has no deadline. A front end that connects
+// again after a drop uses one Dialer for all its connections instead, so
+// that what it learnt of the server's version is kept.
 func Dial(ctx context.Context, addr string, config *tls.Config) (*Conn, error) {
 	return DialOptions(ctx, addr, config, Options{})
 }
 
 // DialOptions is Dial with options.
 func DialOptions(ctx context.Context, addr string, config *tls.Config, opts Options) (*Conn, error) {
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, DefaultLoginTimeout)
-		defer cancel()
-	}
-	if config == nil {
-		config = &tls.Config{MinVersion: tls.VersionTLS12}
-	}
-	if config.ServerName == "" {
-		host, _, err := net.SplitHostPort(addr)
-		if err != nil {
-			return nil, fmt.Errorf("dial %s: %w", addr, err)
-		}
-		config = config.Clone()
-		config.ServerName = host
-	}
-	if !config.DynamicRecordSizingDisabled {
-		// Go starts a connection with records of about 1 KB and grows
-		// them; a longer query would be split over several records,
-		// which the original server reads as several queries.
-		config = config.Clone()
-		config.DynamicRecordSizingDisabled = true
-	}
+	d := &Dialer{Addr: addr, TLSConfig: config, Options: opts}
+	return d.Dial(ctx)
+}
+
+// dialTLS opens a TLS connection to addr and completes the handshake.
+func dialTLS(ctx context.Context, addr string, config *tls.Config, opts Options) (*Conn, error) {
 	d := tls.Dialer{NetDialer: &net.Dialer{KeepAlive: 30 * time.Second}, Config: config}
 	nc, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
@@ -216,8 +214,14 @@ func DialOptions(ctx context.Context, addr string, config *tls.Config, opts Opti
 	return newConn(nc, addr, opts), nil
 }
 
+// hostOf is the host of a "host:port".
+func hostOf(addr string) (string, error) {
+	host, _, err := net.SplitHostPort(addr)
+	return host, err
+}
+
 // NewConn wraps an established connection, for tests and for transports
-// other than TLS.
+// other than TLS. It says no HELLO: the connection speaks version 1.
 func NewConn(nc net.Conn, opts Options) *Conn {
 	return newConn(nc, nc.RemoteAddr().String(), opts)
 }
@@ -239,6 +243,14 @@ func newConn(nc net.Conn, addr string, opts Options) *Conn {
 	c.lastSeen.Store(opts.Now().UnixNano())
 	return c
 }
+
+// Version returns the protocol version of the session: 2 (or more) when
+// the server answered HELLO with it, else 1.
+func (c *Conn) Version() int { return max(c.version, 1) }
+
+// Features returns what the server offered in its HELLO answer; none for
+// a version-1 session.
+func (c *Conn) Features() protocol.Features { return c.features }
 
 // Addr returns the address the connection was dialled to.
 func (c *Conn) Addr() string { return c.addr }
@@ -419,11 +431,21 @@ func (c *Conn) writeLocked() error {
 }
 
 // Queue adds a message to target to the send queue without sending it;
-// Flush sends what is queued. It refuses, sending nothing, a message that
-// is empty, holds a control character, or would make a line longer than
-// protocol.MaxLine (a *TooLongError).
+// Flush sends what is queued. A target that starts with '#' is a group
+// (see SendGroup). It refuses, sending nothing, a target that is not a
+// valid name or group, a group on a server that does not offer groups,
+// and a message that is empty, holds a control character, or would make
+// a line longer than protocol.MaxLine (a *TooLongError).
 func (c *Conn) Queue(target, text string) error {
-	if !protocol.ValidNameString(target) {
+	group := strings.HasPrefix(target, "#")
+	if group {
+		if !protocol.ValidGroupString(target) {
+			return &GroupError{Group: target}
+		}
+		if err := c.offers(FeatureGroups); err != nil {
+			return err
+		}
+	} else if !protocol.ValidNameString(target) {
 		return &NameError{Name: target}
 	}
 	c.wmu.Lock()
@@ -440,7 +462,11 @@ func (c *Conn) Queue(target, text string) error {
 	text = strings.TrimRight(text, " \t")
 	c.buf = protocol.AppendMsg(c.buf[:0], target, c.user, text)
 	c.queueLocked(c.buf)
-	c.lastTarget = target
+	if !group {
+		// A version-1 CNT does not say whom it is about; this is the
+		// best guess. Groups are never answered with CNT.
+		c.lastTarget = target
+	}
 	return nil
 }
 
@@ -530,51 +556,6 @@ func (c *Conn) LastSeen() time.Time { return time.Unix(0, c.lastSeen.Load()) }
 
 func (c *Conn) seen() { c.lastSeen.Store(c.opts.Now().UnixNano()) }
 
-// Event is something the server told a logged-in client: Relay, NotOnline
-// or End.
-type Event interface{ event() }
-
-// Relay is a message for this user.
-type Relay struct {
-	// From is the sender, To the recipient (this user), Text the message
-	// as sent. None of them is escaped: a front end escapes what it shows.
-	From, To, Text string
-	// Time is when the message arrived.
-	Time time.Time
-}
-
-// NotOnline reports that the target of a message was not online (CNT).
-type NotOnline struct {
-	// Target is the target of the last message sent, the one the server
-	// means when messages are sent one at a time.
-	Target string
-	// Time is when the notice arrived.
-	Time time.Time
-}
-
-// End is the server closing the session.
-type End struct {
-	// Reason is the server's reason, without angle brackets.
-	Reason string
-	// ProtocolError is set for END * <reason>.
-	ProtocolError bool
-}
-
-// Accepted reports whether the END answers the client's own END.
-func (e End) Accepted() bool { return !e.ProtocolError && e.Reason == protocol.ReasonEndAccepted }
-
-// Err returns nil for END <end accepted> and an *EndError otherwise.
-func (e End) Err() error {
-	if e.Accepted() {
-		return nil
-	}
-	return &EndError{Reason: e.Reason, ProtocolError: e.ProtocolError}
-}
-
-func (Relay) event()     {}
-func (NotOnline) event() {}
-func (End) event()       {}
-
 // Receive waits for the next event. CHECK lines and lines it does not know
 // are counted and skipped. After an End event the connection is closed and
 // Receive returns ErrClosed. When not a byte arrives for SilentChecks
@@ -621,14 +602,29 @@ func (c *Conn) event(line []byte) (Event, bool) {
 		c.ignored.Add(1)
 		return nil, false
 	}
+	now := c.opts.Now()
 	switch sl.Kind {
 	case protocol.KindRelay:
-		return Relay{From: string(sl.Sender), To: string(sl.Target), Text: string(sl.Text), Time: c.opts.Now()}, true
+		r := Relay{From: string(sl.Sender), To: string(sl.Target), Text: string(sl.Text), Time: now}
+		if sl.Target[0] == '#' {
+			r.Group = r.To
+		}
+		return r, true
 	case protocol.KindCNT:
 		c.wmu.Lock()
-		target := c.lastTarget
+		last := c.lastTarget
 		c.wmu.Unlock()
-		return NotOnline{Target: target, Time: c.opts.Now()}, true
+		return NotOnline{Target: string(sl.Target), LastTarget: last, Time: now}, true
+	case protocol.KindFail:
+		return Fail{Verb: string(sl.Verb), Subject: string(sl.Subject), Reason: string(sl.Reason), Time: now}, true
+	case protocol.KindPresence:
+		return Presence{On: sl.On, Names: splitNames(sl.Names), Time: now}, true
+	case protocol.KindWho:
+		return Who{Mask: string(sl.Mask), Count: sl.Count, Names: splitNames(sl.Names), Time: now}, true
+	case protocol.KindJoin:
+		return GroupJoin{Group: string(sl.Group), User: string(sl.User), Time: now}, true
+	case protocol.KindPart:
+		return GroupPart{Group: string(sl.Group), User: string(sl.User), Time: now}, true
 	case protocol.KindEnd:
 		c.ended.Store(true)
 		c.Close()
@@ -636,6 +632,7 @@ func (c *Conn) event(line []byte) (Event, bool) {
 	case protocol.KindCheck:
 		c.checks.Add(1)
 	default:
+		// HELLO and ACCEPT again, TRY, and words of later versions.
 		c.ignored.Add(1)
 	}
 	return nil, false

@@ -162,7 +162,7 @@ func TestReceiveEvents(t *testing.T) {
 	)
 	want := []Event{
 		Relay{From: "bob", To: "alice", Text: "hi  you", Time: now},
-		NotOnline{Target: "bob", Time: now},
+		NotOnline{LastTarget: "bob", Time: now}, // version 1: the server names nobody
 		End{Reason: protocol.ReasonLoggedInElsewhere},
 	}
 	for i, w := range want {

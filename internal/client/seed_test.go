@@ -83,7 +83,7 @@ func TestSeedServerQueries(t *testing.T) {
 	}
 	if ev, err := alice.Receive(); err != nil {
 		t.Fatal(err)
-	} else if n, ok := ev.(client.NotOnline); !ok || n.Target != "carol" {
+	} else if n, ok := ev.(client.NotOnline); !ok || n.Target != "" || n.Name() != "carol" {
 		t.Fatalf("after a message to carol: %#v", ev)
 	}
 	if err := alice.End(context.Background()); err != nil {

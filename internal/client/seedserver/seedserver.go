@@ -62,6 +62,7 @@ type Server struct {
 	changed chan struct{} // closed and replaced when online changes
 	queries []Query
 	logins  int
+	accepts int
 }
 
 // Query is one read of the server: one TLS record, as it split it.
@@ -165,6 +166,7 @@ func (s *Server) accept() {
 		if s.closed {
 			c.Close()
 		}
+		s.accepts++
 		s.conns[sess] = true
 		s.mu.Unlock()
 		s.wg.Add(1)
@@ -247,6 +249,14 @@ func (s *Server) Logins() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.logins
+}
+
+// Connections returns how many connections the server accepted, whatever
+// became of them.
+func (s *Server) Connections() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.accepts
 }
 
 // Queries returns every query the server read, in order.
