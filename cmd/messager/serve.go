@@ -24,6 +24,7 @@ import (
 	"github.com/messager/messager/internal/reload"
 	"github.com/messager/messager/internal/server"
 	"github.com/messager/messager/internal/users"
+	"github.com/messager/messager/internal/web"
 )
 
 type serveOptions struct {
@@ -41,6 +42,8 @@ type serveOptions struct {
 	maxUnauth      int
 	maxPending     int
 	presence       bool
+	web            bool
+	webOrigins     []string
 	groupsMode     string
 	groupsFile     string
 	maxWatch       int
@@ -84,6 +87,8 @@ changes on disk. SIGINT and SIGTERM shut down gracefully.`,
 	f.IntVar(&o.maxSessions, "max-sessions", server.DefaultMaxSessions, "most users online at once")
 	f.IntVar(&o.maxUnauth, "max-unauth-per-addr", server.DefaultMaxUnauthPerAddr, "most connections one address may have open before logging in")
 	f.IntVar(&o.maxPending, "max-pending", 0, "most connections from all addresses together not yet logged in (0: an eighth of the open-file limit)")
+	f.BoolVar(&o.web, "web", true, "serve the web client on the same port (to browsers: TLS connections that ask for HTTP/1.1)")
+	f.StringSliceVar(&o.webOrigins, "web-origin", nil, "other origins (host patterns, e.g. chat.example.org) whose pages may use the web client's WebSocket")
 	f.BoolVar(&o.presence, "presence", true, "offer presence: WHO, WATCH and PRESENCE (protocol version 2)")
 	f.StringVar(&o.groupsMode, "groups", "open", "groups: open (anyone makes a group by joining it), listed (only the groups file's), or off")
 	f.StringVar(&o.groupsFile, "groups-file", "", "listed groups (default groups.csv beside the user file)")
@@ -282,7 +287,12 @@ func runServe(ctx context.Context, o serveOptions, stderr io.Writer) error {
 	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(signals)
 	served := make(chan error, 1)
-	go func() { served <- listen.Serve(ln, srv, certSrc.TLSConfig()) }()
+	var webSide listen.HTTP
+	if o.web {
+		webSide = web.New(srv, web.Options{Origins: o.webOrigins, Fingerprint: certSrc.Fingerprint, Version: version()})
+		log.Info("serving the web client", "url", "https://"+webHost(ln.Addr())+"/")
+	}
+	go func() { served <- listen.Serve(ln, srv, certSrc.TLSConfig(), webSide) }()
 	for {
 		select {
 		case err := <-served:
@@ -308,4 +318,16 @@ func runServe(ctx context.Context, o serveOptions, stderr io.Writer) error {
 			return nil
 		}
 	}
+}
+
+// webHost is the host:port a browser on this machine would open.
+func webHost(a net.Addr) string {
+	host, port, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return a.String()
+	}
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		host = "localhost"
+	}
+	return net.JoinHostPort(host, port)
 }

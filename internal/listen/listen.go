@@ -9,6 +9,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"sync"
@@ -45,11 +46,24 @@ var AEADSuites = []uint16{
 	tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
 }
 
+// HTTP serves the connections that negotiate HTTP/1.1 by ALPN: the web
+// side of the server.
+type HTTP interface {
+	// ServeConn serves c, whose first bytes, already read, are first.
+	ServeConn(c *tls.Conn, p *server.Pending, first []byte)
+}
+
 // Serve accepts connections on ln for srv until srv shuts down, when it
 // closes ln and returns nil; any other accept error it cannot wait out
-// is returned. config is used as TLSConfig(config) makes it.
-func Serve(ln net.Listener, srv *server.Server, config *tls.Config) error {
+// is returned. config is used as TLSConfig(config) makes it. When web is
+// not nil, connections that negotiate HTTP/1.1 by ALPN (every browser
+// does) go to it; the rest (the seed's client, messager's, scripts: none
+// of them sends ALPN) speak the line protocol.
+func Serve(ln net.Listener, srv *server.Server, config *tls.Config, web HTTP) error {
 	config = TLSConfig(config)
+	if web != nil {
+		config.NextProtos = []string{"http/1.1"}
+	}
 	var closing sync.Once
 	stop := make(chan struct{})
 	defer close(stop)
@@ -60,7 +74,6 @@ func Serve(ln net.Listener, srv *server.Server, config *tls.Config) error {
 		case <-stop:
 		}
 	}()
-	log := srv.Logger()
 	var backoff time.Duration
 	for {
 		conn, err := ln.Accept()
@@ -89,13 +102,13 @@ func Serve(ln net.Listener, srv *server.Server, config *tls.Config) error {
 		if p == nil {
 			continue
 		}
-		go serveConn(conn, p, config, log)
+		go serveConn(conn, p, config, web)
 	}
 }
 
 // serveConn completes the handshake of an admitted connection and hands
-// it to the server.
-func serveConn(raw net.Conn, p *server.Pending, config *tls.Config, log *slog.Logger) {
+// it to the server, or to the web side.
+func serveConn(raw net.Conn, p *server.Pending, config *tls.Config, web HTTP) {
 	if tc, ok := raw.(*net.TCPConn); ok {
 		_ = tc.SetKeepAliveConfig(net.KeepAliveConfig{Enable: true, Idle: 30 * time.Second, Interval: 10 * time.Second, Count: 3})
 	}
@@ -107,16 +120,50 @@ func serveConn(raw net.Conn, p *server.Pending, config *tls.Config, log *slog.Lo
 		p.Abandon(err)
 		return
 	}
-	p.Serve(Transport{Conn: tc, raw: raw})
+	if web == nil || p.Refusing() {
+		p.Serve(&Transport{Conn: tc, raw: raw})
+		return
+	}
+	if tc.ConnectionState().NegotiatedProtocol == "http/1.1" {
+		web.ServeConn(tc, p, nil)
+		return
+	}
+	// No ALPN: a line client, or an HTTP client that does not send ALPN
+	// (Go's own for a WebSocket upgrade, some scripts). Both speak first;
+	// an HTTP request starts with a method no protocol line starts with.
+	first := make([]byte, len(httpGet))
+	n, err := io.ReadFull(tc, first)
+	first = first[:n]
+	if err == nil && string(first) == httpGet {
+		web.ServeConn(tc, p, first)
+		return
+	}
+	p.Serve(&Transport{Conn: tc, raw: raw, first: first})
 }
+
+// httpGet is how an HTTP request for a page or a WebSocket starts.
+const httpGet = "GET "
 
 // Transport is a server-side TLS connection as a line transport. Close
 // closes the socket underneath: tls.Conn.Close would first wait for a
 // blocked Write to time out before sending its close_notify.
 type Transport struct {
 	*tls.Conn
-	raw net.Conn
+	raw   net.Conn
+	first []byte // read already, to tell a line client from an HTTP one
+}
+
+// Read returns the bytes read first, then the connection's.
+func (t *Transport) Read(p []byte) (int, error) {
+	if len(t.first) > 0 {
+		n := copy(p, t.first)
+		t.first = t.first[n:]
+		return n, nil
+	}
+	return t.Conn.Read(p)
 }
 
 // Close closes the socket at once.
-func (t Transport) Close() error { return t.raw.Close() }
+func (t *Transport) Close() error { return t.raw.Close() }
+
+

@@ -43,7 +43,7 @@ func TestAcceptPausesOnEMFILE(t *testing.T) {
 	}
 	ln := &emfileListener{Listener: inner}
 	ln.failures.Store(8)
-	go func() { _ = listen.Serve(ln, srv.Server, srv.ServerTLS()) }()
+	go func() { _ = listen.Serve(ln, srv.Server, srv.ServerTLS(), nil) }()
 	start := time.Now()
 	c, err := tls.DialWithDialer(&net.Dialer{Timeout: 10 * time.Second}, "tcp", inner.Addr().String(), srv.ClientTLS())
 	if err != nil {

@@ -26,7 +26,7 @@ func TestReadFailsAfterClose(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	serverSide := make(chan Transport, 1)
+	serverSide := make(chan *Transport, 1)
 	go func() {
 		raw, err := ln.Accept()
 		if err != nil {
@@ -34,7 +34,7 @@ func TestReadFailsAfterClose(t *testing.T) {
 		}
 		tc := tls.Server(raw, TLSConfig(&tls.Config{Certificates: []tls.Certificate{cert}}))
 		if tc.Handshake() == nil {
-			serverSide <- Transport{Conn: tc, raw: raw}
+			serverSide <- &Transport{Conn: tc, raw: raw}
 		}
 	}()
 	c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", ln.Addr().String(), &tls.Config{InsecureSkipVerify: true}) // the test made the certificate itself

@@ -59,6 +59,12 @@ func (s *Server) Admit(raw RawConn) *Pending {
 	return p
 }
 
+// Refusing reports whether Serve will refuse the connection at once,
+// before reading from it (the address has too many connections waiting,
+// or the server is stopping): a transport need not wait for the client
+// to speak first.
+func (p *Pending) Refusing() bool { return p.limited || p.srv.stopping.Load() }
+
 // Deadline is when the handshake and the login must be done.
 func (p *Pending) Deadline() time.Time { return p.deadline }
 
@@ -70,6 +76,19 @@ func (p *Pending) Abandon(err error) {
 	p.release()
 	p.raw.Close()
 }
+
+// Renew starts the login time again, for a connection that has done
+// something else first (an HTTP connection upgrading to a WebSocket after
+// the page was loaded).
+func (p *Pending) Renew() {
+	p.deadline = p.srv.cfg.Now().Add(p.srv.cfg.LoginTimeout)
+	_ = p.raw.SetDeadline(p.deadline)
+}
+
+// Release gives back the admission of a connection that ended without
+// logging in and without a failed handshake (an HTTP connection that
+// served pages and closed). The caller closes the connection.
+func (p *Pending) Release() { p.release() }
 
 // release gives back what Admit took.
 func (p *Pending) release() {

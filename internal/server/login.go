@@ -260,10 +260,12 @@ func (s *Server) register(sess *Session) bool {
 		return false
 	}
 	if old := s.local.register(sess); old != nil {
-		old.close(reasonReplaced)
+		// The state is taken before the old session is closed: once
+		// closed, its reader ends and would leave its groups.
 		if sess.version >= 2 {
 			s.handOver(old, sess)
 		}
+		old.close(reasonReplaced)
 	}
 	return true
 }

@@ -23,8 +23,13 @@ type presence struct {
 	seed     maphash.Seed
 	shards   [presenceShards]presenceShard
 
-	mu      sync.Mutex          // guards changed
+	mu      sync.Mutex          // guards changed and answered
 	changed map[string]struct{} // names whose state may have changed
+	// answered are the states WATCH answers gave since the last round:
+	// the round tells such a watcher again if the state has changed
+	// since, even when the change is no change to what was last told to
+	// everyone (the user came and went within the round).
+	answered []watchAnswer
 	wake    chan struct{}       // a change is waiting (capacity 1)
 
 	// told is each name's state as last told to its watchers (true:
@@ -38,6 +43,32 @@ const presenceShards = 64
 type presenceShard struct {
 	mu     sync.Mutex           // guards byName and the sets in it
 	byName map[string]*watchers // watched name -> its watchers
+}
+
+// watchAnswer is one name's state as a WATCH answer told it to s.
+type watchAnswer struct {
+	s      *Session
+	name   string
+	online bool
+}
+
+// noteAnswers records the states a WATCH answer gave s.
+func (p *presence) noteAnswers(s *Session, on, off []string) {
+	if len(on)+len(off) == 0 {
+		return
+	}
+	p.mu.Lock()
+	for _, n := range on {
+		p.answered = append(p.answered, watchAnswer{s, n, true})
+	}
+	for _, n := range off {
+		p.answered = append(p.answered, watchAnswer{s, n, false})
+	}
+	p.mu.Unlock()
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
 }
 
 // watchers is the set of sessions watching one name. Its name is the one
@@ -198,8 +229,22 @@ func (p *presence) flush() {
 	p.mu.Lock()
 	changed := p.changed
 	p.changed = make(map[string]struct{}, len(changed))
+	answered := p.answered
+	p.answered = nil
 	p.mu.Unlock()
 	news := make(map[*Session]*presenceNews)
+	add := func(s *Session, name string, online bool) {
+		n := news[s]
+		if n == nil {
+			n = &presenceNews{}
+			news[s] = n
+		}
+		if online {
+			n.on = append(n.on, name)
+		} else {
+			n.off = append(n.off, name)
+		}
+	}
 	for name := range changed {
 		online := p.srv.online([]byte(name))
 		if online == p.told[name] {
@@ -214,19 +259,19 @@ func (p *presence) flush() {
 		sh.mu.Lock()
 		if w := sh.byName[name]; w != nil {
 			for s := range w.sessions {
-				n := news[s]
-				if n == nil {
-					n = &presenceNews{}
-					news[s] = n
-				}
-				if online {
-					n.on = append(n.on, w.name)
-				} else {
-					n.off = append(n.off, w.name)
-				}
+				add(s, w.name, online)
 			}
 		}
 		sh.mu.Unlock()
+	}
+	// A watcher answered within the round is told again if the state it
+	// was given is no longer true and the changes above did not say so.
+	for _, a := range answered {
+		online := p.srv.online([]byte(a.name))
+		if online == a.online || p.toldInRound(news[a.s], a.name, online) {
+			continue
+		}
+		add(a.s, a.name, online)
 	}
 	var buf []byte
 	for s, n := range news {
@@ -237,6 +282,18 @@ func (p *presence) flush() {
 		buf = appendPresenceLines(buf, false, n.off)
 		s.enqueueBytes(buf)
 	}
+}
+
+// toldInRound reports whether n already tells name's state as online.
+func (p *presence) toldInRound(n *presenceNews, name string, online bool) bool {
+	if n == nil {
+		return false
+	}
+	list := n.off
+	if online {
+		list = n.on
+	}
+	return slices.Contains(list, name)
 }
 
 // appendPresenceLines appends PRESENCE lines for names, a bounded number
@@ -269,6 +326,7 @@ func sessionWatch(s *Session, q *protocol.Query) closeReason {
 			off = append(off, string(name))
 		}
 	}
+	s.srv.presence.noteAnswers(s, on, off)
 	s.scratch = appendPresenceLines(s.scratch[:0], true, on)
 	s.scratch = appendPresenceLines(s.scratch, false, off)
 	for _, name := range full {

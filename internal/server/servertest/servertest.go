@@ -20,6 +20,7 @@ import (
 	"github.com/messager/messager/internal/listen"
 	"github.com/messager/messager/internal/server"
 	"github.com/messager/messager/internal/users"
+	"github.com/messager/messager/internal/web"
 )
 
 // Users maps user names to passwords.
@@ -42,6 +43,9 @@ type Server struct {
 	UsersFile string
 	// Server is the running server; it changes on Restart.
 	Server *server.Server
+	// Web is its web side (the page and /ws on the same port), as
+	// `messager serve` runs it by default.
+	Web *web.Server
 
 	t       testing.TB
 	tls     *tls.Config
@@ -150,7 +154,8 @@ func (s *Server) start(addr string) {
 	s.Server = srv
 	s.stopped = false
 	s.done = make(chan error, 1)
-	go func() { s.done <- listen.Serve(ln, srv, s.tls) }()
+	s.Web = web.New(srv, web.Options{Fingerprint: func() string { return s.Fingerprint }})
+	go func() { s.done <- listen.Serve(ln, srv, s.tls, s.Web) }()
 }
 
 // Stop shuts the server down gracefully and waits for it.
