@@ -165,5 +165,3 @@ func (t *Transport) Read(p []byte) (int, error) {
 
 // Close closes the socket at once.
 func (t *Transport) Close() error { return t.raw.Close() }
-
-

@@ -30,7 +30,7 @@ type presence struct {
 	// since, even when the change is no change to what was last told to
 	// everyone (the user came and went within the round).
 	answered []watchAnswer
-	wake    chan struct{}       // a change is waiting (capacity 1)
+	wake     chan struct{} // a change is waiting (capacity 1)
 
 	// told is each name's state as last told to its watchers (true:
 	// online); only the run goroutine touches it. Offline names are left
