@@ -40,6 +40,19 @@ that many messages a second, for latency at a fixed load. --sessions N
 --idle instead holds N idle sessions, reports the server's memory per
 session, and sends probe messages to random ones.
 
+--group-size N fans messages out instead: N members and --senders
+senders (members too) join one group, each sender keeps --window messages
+in flight, a message is done when its last recipient has it, and the
+report counts deliveries (messages times recipients), their latency at
+every recipient, losses and order at each one, and the server's CPU per
+delivery.
+
+--presence --sessions N has N sessions watch --watch names each among
+--churn-users users, of which --churn a second log in and as many log
+out; it reports the PRESENCE lines and their delay, whether every watcher
+is right within 1.5 s, the server's memory per watch entry, and the 1:1
+relay rate of --pairs pairs without the churn and with it.
+
 Without --server the bench starts "messager serve" itself on a free
 loopback port, with a temporary user file whose bench users have cheap
 password hashes, and reports the server's CPU time per delivered message
@@ -48,10 +61,13 @@ and its memory. For a server of your own, write its bench users with
 --server-pid.
 
 The exit status is 1 when messages were lost, arrived out of order, or
-sessions failed, and when fewer idle sessions opened than asked for.`,
+sessions failed, when fewer idle sessions opened than asked for, and when
+a watcher was still wrong 1.5 s after the churn stopped.`,
 		Example: `  messager bench --pairs 100 --size 100 --window 64 --duration 10s
   messager bench --pairs 100 --rate 10000 --duration 10s --json
   messager bench --sessions 19000 --idle --hold 40s
+  messager bench --group-size 100 --window 64 --duration 10s
+  messager bench --presence --sessions 10000 --watch 100 --churn 500
   messager bench --write-users bench-users.csv --pairs 100 --sessions 19000
   messager bench --server 127.0.0.1:18443 --server-pid 4242 --insecure --pairs 100`,
 		Args: cobra.NoArgs,
@@ -73,6 +89,12 @@ sessions failed, and when fewer idle sessions opened than asked for.`,
 	f.IntVar(&c.Sessions, "sessions", 0, "idle sessions to open (with --idle)")
 	f.BoolVar(&o.idle, "idle", false, "hold --sessions idle sessions instead of sending a load")
 	f.DurationVar(&c.Hold, "hold", bench.DefaultHold, "how long to hold idle sessions")
+	f.IntVar(&c.GroupSize, "group-size", 0, "fan out to a group of this many members instead of pairs")
+	f.IntVar(&c.Senders, "senders", bench.DefaultSenders, "senders to the group (with --group-size)")
+	f.BoolVar(&c.Presence, "presence", false, "watch --sessions sessions' presence under a churn of logins and logouts")
+	f.IntVar(&c.Watch, "watch", bench.DefaultWatch, "names each session watches (with --presence)")
+	f.IntVar(&c.Churn, "churn", bench.DefaultChurn, "logins, and as many logouts, a second (with --presence)")
+	f.IntVar(&c.ChurnUsers, "churn-users", 0, "users that log in and out, half online at a time (with --presence; default 10 × --churn)")
 	f.IntVar(&c.Probes, "probes", bench.DefaultProbes, "messages sent to random idle sessions")
 	f.StringVar(&c.UserPrefix, "user-prefix", bench.DefaultUserPrefix, "start of every bench user name")
 	f.StringVar(&c.Password, "password", bench.DefaultPassword, "password of the bench users")
@@ -90,8 +112,11 @@ func runBench(cmd *cobra.Command, o *benchOptions) error {
 	f := cmd.Flags()
 	c := &o.cfg
 	stdout, stderr := cmd.OutOrStdout(), cmd.ErrOrStderr()
+	if err := o.modeFlags(cmd); err != nil {
+		return err
+	}
 	if o.writeUsers != "" {
-		n, err := bench.WriteUsers(o.writeUsers, c.UserPrefix, c.Password, c.Pairs, c.Sessions)
+		n, err := bench.WriteUsers(o.writeUsers, *c)
 		if err != nil {
 			return err
 		}
@@ -105,8 +130,12 @@ func runBench(cmd *cobra.Command, o *benchOptions) error {
 		c.Window = 0
 	}
 	switch {
-	case o.idle != (c.Sessions > 0):
+	case o.idle && c.Presence:
+		return usageError(errors.New("--idle and --presence exclude each other"))
+	case o.idle && c.Sessions == 0:
 		return usageError(errors.New("--sessions N and --idle go together"))
+	case c.Sessions > 0 && !o.idle && !c.Presence:
+		return usageError(errors.New("--sessions N goes with --idle or --presence"))
 	case c.Server == "" && (o.insecure || c.TLS.CAFile != "" || c.TLS.Fingerprint != ""):
 		return usageError(errors.New("--insecure, --ca and --fingerprint are for a --server; a server the bench starts is pinned by fingerprint"))
 	case o.insecure && (c.TLS.CAFile != "" || c.TLS.Fingerprint != ""):
@@ -150,12 +179,52 @@ func runBench(cmd *cobra.Command, o *benchOptions) error {
 	if rep.Lost > 0 || rep.OutOfOrder > 0 || rep.Errors > 0 {
 		return withExitCode(1, fmt.Errorf("bench: %d lost, %d out of order, %d errors", rep.Lost, rep.OutOfOrder, rep.Errors))
 	}
+	if p := rep.Presence; p != nil && p.FinalCorrect < p.Sessions {
+		return withExitCode(1, fmt.Errorf("bench: %d of %d watching sessions still wrong after the churn", p.Sessions-p.FinalCorrect, p.Sessions))
+	}
 	if ir := rep.Idle; ir != nil {
 		if ir.Stopped != "" {
 			return withExitCode(1, fmt.Errorf("bench: %s", ir.Stopped))
 		}
 		if ir.ProbesRelayed+ir.ProbesCNT < ir.ProbesSent {
 			return withExitCode(1, fmt.Errorf("bench: %d of %d probe messages not relayed", ir.ProbesSent-ir.ProbesRelayed-ir.ProbesCNT, ir.ProbesSent))
+		}
+	}
+	return nil
+}
+
+// modeFlags clears the flags of the modes the run is not in, whose
+// defaults are not zero, and refuses those given for another mode.
+func (o *benchOptions) modeFlags(cmd *cobra.Command) error {
+	f := cmd.Flags()
+	c := &o.cfg
+	if c.GroupSize == 0 {
+		if f.Changed("senders") {
+			return usageError(errors.New("--senders is for a group run (--group-size N)"))
+		}
+		c.Senders = 0
+	} else if f.Changed("pairs") && o.writeUsers == "" {
+		return usageError(errors.New("--pairs is for pairs and presence runs; a group run has --group-size and --senders"))
+	}
+	if c.Presence {
+		// Zero would mean the default to bench.Config.
+		switch {
+		case c.Watch < 1:
+			return usageError(errors.New("--watch must be at least 1"))
+		case c.Churn < 1:
+			return usageError(errors.New("--churn must be at least 1 login and 1 logout a second"))
+		case c.ChurnUsers < 0:
+			return usageError(errors.New("--churn-users must not be negative"))
+		}
+	} else {
+		for _, name := range []string{"watch", "churn", "churn-users"} {
+			if f.Changed(name) && o.writeUsers == "" {
+				return usageError(fmt.Errorf("--%s is for a presence run (--presence)", name))
+			}
+		}
+		c.Watch, c.Churn = 0, 0
+		if o.writeUsers == "" {
+			c.ChurnUsers = 0
 		}
 	}
 	return nil

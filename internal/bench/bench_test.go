@@ -19,11 +19,18 @@ import (
 // sessions idle sessions.
 func startServer(t *testing.T, pairs, sessions int) *servertest.Server {
 	t.Helper()
+	return startServerFor(t, Config{Pairs: pairs, Sessions: sessions})
+}
+
+// startServerFor starts a real server with the bench users a run as cfg
+// describes needs.
+func startServerFor(t *testing.T, cfg Config, opts ...servertest.Option) *servertest.Server {
+	t.Helper()
 	u := servertest.Users{}
-	for _, name := range UserNames(DefaultUserPrefix, pairs, sessions) {
+	for _, name := range UserNames(cfg) {
 		u[name] = DefaultPassword
 	}
-	return servertest.Start(t, u)
+	return servertest.Start(t, u, opts...)
 }
 
 // baseConfig is a short run against srv; the server runs in this process.
@@ -230,7 +237,7 @@ func TestConfigErrors(t *testing.T) {
 
 func TestWriteUsers(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "user.csv")
-	n, err := WriteUsers(path, "", "", 3, 4)
+	n, err := WriteUsers(path, Config{Pairs: 3, Sessions: 4})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -244,7 +251,7 @@ func TestWriteUsers(t *testing.T) {
 	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Errorf("mode %v, %v: want 0600", fi.Mode(), err)
 	}
-	if _, err := WriteUsers(path, "", "", 1, 0); err == nil {
+	if _, err := WriteUsers(path, Config{Pairs: 1}); err == nil {
 		t.Error("WriteUsers overwrote an existing file")
 	}
 }

@@ -1,8 +1,9 @@
 // Package bench is the load generator behind "messager bench": it logs in
 // pairs of bench users, relays messages through a server as fast as a
-// window allows (closed loop) or at a fixed rate (open loop), or holds many
-// idle sessions, and reports throughput, latency, losses and what the
-// server spent on it.
+// window allows (closed loop) or at a fixed rate (open loop), fans messages
+// out to the members of one group, holds many idle sessions, or drives a
+// churn of logins and logouts past sessions that watch them, and reports
+// throughput, latency, losses and what the server spent on it.
 //
 // Each message's text carries a sequence number and its send time, so the
 // receiving side measures latency and order without any shared state
@@ -29,6 +30,13 @@ const (
 	DefaultUserPrefix = "b-"
 	DefaultHold       = time.Second
 	DefaultProbes     = 1000
+	DefaultSenders    = 1
+	DefaultWatch      = 100
+	DefaultChurn      = 500
+	// DefaultSettleWait bounds each wait of a presence run for the
+	// server's liveness round, after which its memory is read: a little
+	// over the server's default CHECK interval.
+	DefaultSettleWait = 70 * time.Second
 	// DefaultPassword is the password of bench users in a user file
 	// written by WriteUsers when none is given.
 	DefaultPassword = "bench-password"
@@ -64,10 +72,29 @@ type Config struct {
 	Rate   float64
 
 	// Sessions, when set, selects the idle mode: that many idle sessions,
-	// held for Hold, while Probes messages go to random ones.
+	// held for Hold, while Probes messages go to random ones. In the
+	// presence mode it is the number of watching sessions.
 	Sessions int
 	Hold     time.Duration
 	Probes   int
+
+	// GroupSize, when set, selects the group mode: GroupSize members of
+	// one group receive what Senders sessions (DefaultSenders when zero),
+	// members too, send to it, Window messages in flight per sender.
+	GroupSize int
+	Senders   int
+
+	// Presence selects the presence mode: Sessions sessions each watch
+	// Watch names among ChurnUsers users (ten times Churn when zero), of
+	// which Churn a second log in and Churn log out, while Pairs pairs
+	// relay in a closed loop, first without the churn, then with it.
+	Presence   bool
+	Watch      int
+	Churn      int
+	ChurnUsers int
+	// SettleWait bounds each wait for the server's liveness round before
+	// its memory is read (DefaultSettleWait when zero).
+	SettleWait time.Duration
 
 	// Executable is the messager binary started as the server when Server
 	// is empty; ServeArgs are extra flags for its serve command.
@@ -83,10 +110,16 @@ const (
 	ModeClosedLoop = "closed-loop"
 	ModeOpenLoop   = "open-loop"
 	ModeIdle       = "idle"
+	ModeGroup      = "group"
+	ModePresence   = "presence"
 )
 
 func (c *Config) mode() string {
 	switch {
+	case c.GroupSize > 0:
+		return ModeGroup
+	case c.Presence:
+		return ModePresence
 	case c.Sessions > 0:
 		return ModeIdle
 	case c.Rate > 0:
@@ -121,6 +154,23 @@ func (c Config) withDefaults() Config {
 	if c.Probes == 0 {
 		c.Probes = DefaultProbes
 	}
+	if c.GroupSize > 0 && c.Senders == 0 {
+		c.Senders = DefaultSenders
+	}
+	if c.Presence {
+		if c.Watch == 0 {
+			c.Watch = DefaultWatch
+		}
+		if c.Churn == 0 {
+			c.Churn = DefaultChurn
+		}
+		if c.ChurnUsers == 0 {
+			c.ChurnUsers = 10 * c.Churn
+		}
+		if c.SettleWait == 0 {
+			c.SettleWait = DefaultSettleWait
+		}
+	}
 	return c
 }
 
@@ -153,39 +203,142 @@ func (c *Config) validate() error {
 	case c.ServerPID != 0 && c.Server == "":
 		return errors.New("--server-pid needs --server: a server the bench starts is measured anyway")
 	}
-	// The longest name must be valid, and the MSG line must fit.
-	longest := []string{senderName(c.UserPrefix, c.Pairs-1), receiverName(c.UserPrefix, c.Pairs-1)}
+	if err := c.validateGroup(); err != nil {
+		return err
+	}
+	if err := c.validatePresence(); err != nil {
+		return err
+	}
+	return c.validateNames()
+}
+
+func (c *Config) validateGroup() error {
+	switch {
+	case c.GroupSize < 0 || c.Senders < 0:
+		return errors.New("--group-size and --senders must not be negative")
+	case c.GroupSize == 0 && c.Senders > 0:
+		return errors.New("--senders is for a group run (--group-size N)")
+	case c.GroupSize == 0:
+		return nil
+	case c.Sessions > 0 || c.Presence:
+		return errors.New("--group-size excludes --sessions and --presence: one kind of run at a time")
+	case c.Rate > 0:
+		return errors.New("--rate is for pairs: a group run keeps --window messages in flight per sender")
+	}
+	return nil
+}
+
+func (c *Config) validatePresence() error {
+	if !c.Presence {
+		if c.Watch != 0 || c.Churn != 0 || c.ChurnUsers != 0 {
+			return errors.New("--watch, --churn and --churn-users are for a presence run (--presence)")
+		}
+		return nil
+	}
+	switch {
+	case c.Sessions < 1:
+		return errors.New("--presence needs --sessions N: the sessions that watch")
+	case c.Rate > 0:
+		return errors.New("--rate is for pairs alone: a presence run measures the closed-loop relay rate with and without the churn")
+	case c.Churn < 1:
+		return errors.New("--churn must be at least 1 login and 1 logout a second")
+	case c.ChurnUsers < 2:
+		return errors.New("--churn-users must be at least 2")
+	case c.Watch < 1 || c.Watch > c.ChurnUsers:
+		return fmt.Errorf("--watch must be from 1 to --churn-users (%d): each session watches that many different users", c.ChurnUsers)
+	case c.SettleWait < 0:
+		return errors.New("the settle wait must not be negative")
+	}
+	return nil
+}
+
+// validateNames checks that every bench user name of the run is a valid
+// name and that the longest message line fits the protocol.
+func (c *Config) validateNames() error {
+	longest := []string{senderName(c.UserPrefix, max(c.Pairs, c.Senders)-1), receiverName(c.UserPrefix, c.Pairs-1)}
 	if c.Sessions > 0 {
 		longest = append(longest, idleName(c.UserPrefix, c.Sessions-1))
+	}
+	if c.GroupSize > 0 {
+		longest = append(longest, memberName(c.UserPrefix, c.GroupSize-1))
+		if g := groupName(c.UserPrefix); !protocol.ValidGroupString(g) {
+			return fmt.Errorf("bench group name %q is not a valid group name: use a shorter --user-prefix of A-Z a-z 0-9 _ . -", g)
+		}
+	}
+	if c.ChurnUsers > 0 {
+		longest = append(longest, churnName(c.UserPrefix, c.ChurnUsers-1))
 	}
 	for _, name := range longest {
 		if !protocol.ValidNameString(name) {
 			return fmt.Errorf("bench user name %q is not a valid user name: use a shorter --user-prefix of A-Z a-z 0-9 _ . -", name)
 		}
 	}
-	if n := protocol.MsgLen(longest[0], longest[1], string(padding[:c.Size])); n > protocol.MaxLine {
+	text := string(padding[:c.Size])
+	if n := protocol.MsgLen(longest[0], longest[1], text); n > protocol.MaxLine {
 		return fmt.Errorf("--size %d makes a %d-byte line, over the protocol's %d", c.Size, n, protocol.MaxLine)
+	}
+	if c.GroupSize > 0 {
+		if n := protocol.MsgLen(groupName(c.UserPrefix), longest[0], text); n > protocol.MaxLine {
+			return fmt.Errorf("--size %d makes a %d-byte line, over the protocol's %d", c.Size, n, protocol.MaxLine)
+		}
 	}
 	return nil
 }
 
-// Bench user names: sender i sends only to receiver i; idle sessions have
-// names of their own.
+// Bench user names: sender i sends only to receiver i (or, in a group
+// run, to the group); idle and watching sessions, group members and
+// churning users have names of their own. Numbers are fixed-width, so
+// that a receiver can read a sender's index from its name.
 func senderName(prefix string, i int) string   { return fmt.Sprintf("%ss-%04d", prefix, i+1) }
 func receiverName(prefix string, i int) string { return fmt.Sprintf("%sr-%04d", prefix, i+1) }
 func idleName(prefix string, i int) string     { return fmt.Sprintf("%si-%06d", prefix, i+1) }
+func memberName(prefix string, i int) string   { return fmt.Sprintf("%sm-%04d", prefix, i+1) }
+func churnName(prefix string, i int) string    { return fmt.Sprintf("%sc-%06d", prefix, i+1) }
 
-// UserNames returns the names of the bench users a run of pairs pairs and
-// sessions idle sessions logs in as. The idle mode also uses the first
-// sender to send its probe messages.
-func UserNames(prefix string, pairs, sessions int) []string {
-	pairs = max(pairs, 1)
-	names := make([]string, 0, 2*pairs+sessions)
-	for i := range pairs {
-		names = append(names, senderName(prefix, i), receiverName(prefix, i))
+// groupName is the group of a group run; the prefix keeps runs with
+// different prefixes apart on a shared server.
+func groupName(prefix string) string { return "#" + prefix + "group" }
+
+// withNameDefaults fills the fields that decide the bench user names.
+func (c Config) withNameDefaults() Config {
+	if c.UserPrefix == "" {
+		c.UserPrefix = DefaultUserPrefix
 	}
-	for i := range sessions {
-		names = append(names, idleName(prefix, i))
+	if c.Presence && c.ChurnUsers == 0 {
+		churn := c.Churn
+		if churn == 0 {
+			churn = DefaultChurn
+		}
+		c.ChurnUsers = 10 * churn
+	}
+	return c
+}
+
+// UserNames returns the names of the bench users a run as cfg describes
+// logs in as, whatever its mode: the pairs' senders and receivers (at
+// least as many senders as a group run has), Sessions idle or watching
+// sessions, GroupSize group members and ChurnUsers churning users (those
+// of a presence run's defaults when Presence is set). The idle mode also
+// uses the first sender to send its probe messages.
+func UserNames(cfg Config) []string {
+	cfg = cfg.withNameDefaults()
+	pairs := max(cfg.Pairs, 1)
+	senders := max(pairs, cfg.Senders)
+	names := make([]string, 0, senders+pairs+cfg.Sessions+cfg.GroupSize+cfg.ChurnUsers)
+	for i := range senders {
+		names = append(names, senderName(cfg.UserPrefix, i))
+		if i < pairs {
+			names = append(names, receiverName(cfg.UserPrefix, i))
+		}
+	}
+	for i := range cfg.Sessions {
+		names = append(names, idleName(cfg.UserPrefix, i))
+	}
+	for i := range cfg.GroupSize {
+		names = append(names, memberName(cfg.UserPrefix, i))
+	}
+	for i := range cfg.ChurnUsers {
+		names = append(names, churnName(cfg.UserPrefix, i))
 	}
 	return names
 }

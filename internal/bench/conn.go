@@ -79,6 +79,24 @@ type session struct {
 	user   string
 	conn   *tls.Conn
 	reader *protocol.Reader
+	// features is what a version-2 server offered in its HELLO; zero
+	// for a version-1 session.
+	features protocol.Features
+}
+
+// loginOptions say how a session logs in.
+type loginOptions struct {
+	// local is the source address; nil for any.
+	local net.IP
+	// busy sessions, which receive a load, read through a large buffer;
+	// idle ones stay small.
+	busy bool
+	// version2 sends HELLO 2 before AUTH (in the same write) and expects
+	// the server to speak version 2.
+	version2 bool
+	// beforeAuth, when set, is called just before the AUTH line is
+	// written: a presence run times a login from there.
+	beforeAuth func()
 }
 
 // bufferedConn reads a connection through a large buffer. Under TLS
@@ -96,21 +114,19 @@ func (c *bufferedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
 // bufio passes reads straight through.
 const busyReadBuffer = 64 << 10
 
-// login connects from local (nil: any address), completes the TLS
-// handshake and logs user in. busy sessions, which receive a load, read
-// through a large buffer; idle ones stay small.
-func (d *dialer) login(ctx context.Context, local net.IP, user, password string, busy bool) (*session, error) {
+// login connects, completes the TLS handshake and logs user in.
+func (d *dialer) login(ctx context.Context, user, password string, o loginOptions) (*session, error) {
 	ctx, cancel := context.WithTimeout(ctx, loginTimeout)
 	defer cancel()
 	nd := net.Dialer{KeepAlive: -1}
-	if local != nil {
-		nd.LocalAddr = &net.TCPAddr{IP: local}
+	if o.local != nil {
+		nd.LocalAddr = &net.TCPAddr{IP: o.local}
 	}
 	raw, err := nd.DialContext(ctx, "tcp", d.addr)
 	if err != nil {
 		return nil, fmt.Errorf("connect: %w", err)
 	}
-	if busy {
+	if o.busy {
 		raw = &bufferedConn{Conn: raw, r: bufio.NewReaderSize(raw, busyReadBuffer)}
 	}
 	conn := tls.Client(raw, d.tls)
@@ -120,30 +136,54 @@ func (d *dialer) login(ctx context.Context, local net.IP, user, password string,
 		_ = conn.Close()
 		return nil, fmt.Errorf("tls handshake: %w", err)
 	}
-	line := protocol.AppendAuth(make([]byte, 0, 64), user, password)
+	line := make([]byte, 0, 80)
+	if o.version2 {
+		// A messager server takes AUTH right behind HELLO, in one write.
+		line = protocol.AppendHelloQuery(line, 2)
+	}
+	line = protocol.AppendAuth(line, user, password)
+	if o.beforeAuth != nil {
+		o.beforeAuth()
+	}
 	if _, err := conn.Write(line); err != nil {
 		_ = conn.Close()
 		return nil, fmt.Errorf("login %s: %w", user, err)
 	}
-	rd := protocol.NewReader(conn, protocol.MaxServerLine)
+	s := &session{user: user, conn: conn, reader: protocol.NewReader(conn, protocol.MaxServerLine)}
+	fail := func(err error) (*session, error) {
+		_ = conn.Close()
+		return nil, err
+	}
+	hello := !o.version2
 	for {
-		raw, err := rd.ReadLine()
+		raw, err := s.reader.ReadLine()
 		if err != nil {
-			_ = conn.Close()
-			return nil, fmt.Errorf("login %s: %w", user, err)
+			return fail(fmt.Errorf("login %s: %w", user, err))
 		}
 		sl, err := protocol.ParseServerLine(protocol.TrimLine(raw))
 		if err != nil {
-			_ = conn.Close()
-			return nil, fmt.Errorf("login %s: %w", user, err)
+			return fail(fmt.Errorf("login %s: %w", user, err))
 		}
 		switch sl.Kind {
+		case protocol.KindHello:
+			if sl.Version != 2 {
+				return fail(fmt.Errorf("login %s: the server speaks protocol version %d, this run needs version 2", user, sl.Version))
+			}
+			if s.features, err = protocol.ParseFeatures(sl.Features); err != nil {
+				return fail(fmt.Errorf("login %s: malformed HELLO features", user))
+			}
+			hello = true
 		case protocol.KindAccept:
+			if !hello {
+				return fail(fmt.Errorf("login %s: the server did not answer HELLO", user))
+			}
 			_ = conn.SetDeadline(time.Time{})
-			return &session{user: user, conn: conn, reader: rd}, nil
+			return s, nil
 		case protocol.KindEnd:
-			_ = conn.Close()
-			return nil, &loginError{user: user, reason: string(sl.Reason)}
+			if o.version2 && !hello && sl.ProtocolError {
+				return fail(fmt.Errorf("login %s: the server does not speak protocol version 2 (END * <%s>)", user, sl.Reason))
+			}
+			return fail(&loginError{user: user, reason: string(sl.Reason)})
 		}
 		// CHECK or a line of a later protocol version: keep waiting.
 	}

@@ -60,7 +60,7 @@ func runIdle(ctx context.Context, cfg *Config, t *target, rep *Report, fileLimit
 
 	// The probe sender logs in first, so that reaching a limit later
 	// cannot keep it out.
-	sender, err := t.dial.login(ctx, nil, senderName(cfg.UserPrefix, 0), cfg.Password, false)
+	sender, err := t.dial.login(ctx, senderName(cfg.UserPrefix, 0), cfg.Password, loginOptions{})
 	if err != nil {
 		return fmt.Errorf("log in the probe sender: %w", err)
 	}
@@ -133,7 +133,7 @@ func (r *idleRun) open(ctx context.Context, t *target, fileLimit uint64) int {
 		if k := i / sessionsPerAddr; loopback && k > 0 {
 			local = loopbackAddr(k)
 		}
-		s, err := t.dial.login(ctx, local, idleName(r.cfg.UserPrefix, i), r.cfg.Password, false)
+		s, err := t.dial.login(ctx, idleName(r.cfg.UserPrefix, i), r.cfg.Password, loginOptions{local: local})
 		if err != nil {
 			return err
 		}

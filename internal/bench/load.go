@@ -81,6 +81,10 @@ type loadRun struct {
 	latency *shardedHist
 	lag     *shardedHist
 	errs    errorLog
+
+	readers, senders        sync.WaitGroup
+	pacerDone, progressDone chan struct{}
+	stopProgress            chan struct{}
 }
 
 func (r *loadRun) now() uint64 { return uint64(time.Since(r.clock)) }
@@ -89,55 +93,13 @@ func (r *loadRun) now() uint64 { return uint64(time.Since(r.clock)) }
 // duration, drains, and reports. It is one of the run modes; the others
 // live beside it.
 func runLoad(ctx context.Context, cfg *Config, t *target, rep *Report) error {
-	r := &loadRun{
-		cfg:     cfg,
-		clock:   time.Now(),
-		stop:    make(chan struct{}),
-		latency: newShardedHist(cfg.Pairs),
-		lag:     newShardedHist(cfg.Pairs),
-	}
+	r := newLoadRun(cfg)
 	if err := r.login(ctx, t); err != nil {
 		return err
 	}
 	defer r.closeAll()
 	r.cores(t)
-
-	// The timetable is fixed before any goroutine that reads it starts.
-	r.sendStart = r.now() + uint64(time.Millisecond)
-	r.measureStart = r.sendStart + uint64(cfg.Warmup)
-	r.measureEnd = r.measureStart + uint64(cfg.Duration)
-	if cfg.Rate > 0 {
-		r.sched = schedule{start: r.sendStart, perMsg: 1e9 / cfg.Rate, pairs: uint64(cfg.Pairs)}
-	}
-
-	var readers sync.WaitGroup
-	for _, p := range r.pairs {
-		readers.Add(2)
-		go func() { defer readers.Done(); r.receive(p) }()
-		go func() { defer readers.Done(); r.watchSender(p) }()
-	}
-
-	var senders sync.WaitGroup
-	for _, p := range r.pairs {
-		senders.Add(1)
-		go func() {
-			defer senders.Done()
-			if cfg.Rate > 0 {
-				r.sendOpen(p)
-			} else {
-				r.sendClosed(p)
-			}
-		}()
-	}
-	pacerDone := make(chan struct{})
-	if cfg.Rate > 0 {
-		go func() { defer close(pacerDone); r.pace() }()
-	} else {
-		close(pacerDone)
-	}
-	progressDone := make(chan struct{})
-	stopProgress := make(chan struct{})
-	go func() { defer close(progressDone); r.progress(stopProgress) }()
+	r.start(r.now() + uint64(time.Millisecond))
 
 	// Measure: sample everything at the start and the end of the interval.
 	interrupted := !r.sleepUntil(ctx, r.measureStart)
@@ -146,20 +108,75 @@ func runLoad(ctx context.Context, cfg *Config, t *target, rep *Report) error {
 		interrupted = !r.sleepUntil(ctx, r.measureEnd)
 	}
 	after := r.sample(t)
-	close(r.stop)
-	senders.Wait()
-	<-pacerDone
-	r.drain(ctx)
-	close(stopProgress)
-	<-progressDone
-	r.closeAll()
-	readers.Wait()
+	r.finish(ctx)
 
 	r.fill(rep, t, before, after)
 	if interrupted {
 		rep.Warnings = append(rep.Warnings, "interrupted before the end of the run: figures cover the time it ran")
 	}
 	return nil
+}
+
+func newLoadRun(cfg *Config) *loadRun {
+	return &loadRun{
+		cfg:     cfg,
+		clock:   time.Now(),
+		stop:    make(chan struct{}),
+		latency: newShardedHist(cfg.Pairs),
+		lag:     newShardedHist(cfg.Pairs),
+	}
+}
+
+// start fixes the timetable, sending from clock offset at, and starts
+// the readers, the senders, the pacer of an open loop and the progress
+// line; finish stops them.
+func (r *loadRun) start(at uint64) {
+	cfg := r.cfg
+	// The timetable is fixed before any goroutine that reads it starts.
+	r.sendStart = at
+	r.measureStart = r.sendStart + uint64(cfg.Warmup)
+	r.measureEnd = r.measureStart + uint64(cfg.Duration)
+	if cfg.Rate > 0 {
+		r.sched = schedule{start: r.sendStart, perMsg: 1e9 / cfg.Rate, pairs: uint64(cfg.Pairs)}
+	}
+	for _, p := range r.pairs {
+		r.readers.Add(2)
+		go func() { defer r.readers.Done(); r.receive(p) }()
+		go func() { defer r.readers.Done(); r.watchSender(p) }()
+	}
+	for _, p := range r.pairs {
+		r.senders.Add(1)
+		go func() {
+			defer r.senders.Done()
+			if cfg.Rate > 0 {
+				r.sendOpen(p)
+			} else {
+				r.sendClosed(p)
+			}
+		}()
+	}
+	r.pacerDone = make(chan struct{})
+	if cfg.Rate > 0 {
+		go func() { defer close(r.pacerDone); r.pace() }()
+	} else {
+		close(r.pacerDone)
+	}
+	r.progressDone = make(chan struct{})
+	r.stopProgress = make(chan struct{})
+	go func() { defer close(r.progressDone); r.progress(r.stopProgress) }()
+}
+
+// finish stops the senders, waits for messages in flight (up to Drain),
+// closes every session and waits for the readers.
+func (r *loadRun) finish(ctx context.Context) {
+	close(r.stop)
+	r.senders.Wait()
+	<-r.pacerDone
+	r.drain(ctx)
+	close(r.stopProgress)
+	<-r.progressDone
+	r.closeAll()
+	r.readers.Wait()
 }
 
 // login logs all receivers in first, so that no early message meets CNT,
@@ -180,13 +197,13 @@ func (r *loadRun) login(ctx context.Context, t *target) error {
 		}
 	}
 	err := loginAll(ctx, n, func(ctx context.Context, i int) error {
-		s, err := t.dial.login(ctx, nil, receiverName(r.cfg.UserPrefix, i), r.cfg.Password, true)
+		s, err := t.dial.login(ctx, receiverName(r.cfg.UserPrefix, i), r.cfg.Password, loginOptions{busy: true})
 		r.pairs[i].receiver = s
 		return err
 	})
 	if err == nil {
 		err = loginAll(ctx, n, func(ctx context.Context, i int) error {
-			s, err := t.dial.login(ctx, nil, senderName(r.cfg.UserPrefix, i), r.cfg.Password, false)
+			s, err := t.dial.login(ctx, senderName(r.cfg.UserPrefix, i), r.cfg.Password, loginOptions{})
 			r.pairs[i].sender = s
 			return err
 		})
@@ -244,24 +261,14 @@ func (r *loadRun) closeAll() {
 
 // sleepUntil waits until the clock reaches at; false when ctx ended first.
 func (r *loadRun) sleepUntil(ctx context.Context, at uint64) bool {
-	now := r.now()
-	if now >= at {
-		return ctx.Err() == nil
-	}
-	timer := time.NewTimer(time.Duration(at - now))
-	defer timer.Stop()
-	select {
-	case <-timer.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
+	return sleepUntil(ctx, r.now, at)
 }
 
 // sample is the state at one end of the measured interval.
 type sample struct {
 	at        uint64 // clock offset
 	delivered uint64
+	messages  uint64 // fan-out: messages done
 	bytes     uint64
 	benchCPU  time.Duration
 	server    procSample
@@ -272,19 +279,27 @@ type sample struct {
 }
 
 func (r *loadRun) sample(t *target) sample {
-	s := sample{at: r.now(), benchCPU: selfCPU()}
-	if r.benchCores != nil {
-		s.benchCores, _ = coresBusy(r.benchCores)
-	}
-	if r.serverCores != nil {
-		s.serverCores, _ = coresBusy(r.serverCores)
-	}
+	var delivered, bytes uint64
 	for _, p := range r.pairs {
-		s.delivered += p.delivered.Load()
-		s.bytes += p.bytes.Load()
+		delivered += p.delivered.Load()
+		bytes += p.bytes.Load()
 	}
-	if t.pid != 0 {
-		s.server, s.serverErr = readProc(t.pid)
+	return takeSample(r.now(), t.pid, r.benchCores, r.serverCores, delivered, bytes)
+}
+
+// takeSample reads the bench's CPU, the server's (pid 0: unknown) and
+// the busy time of the CPUs each is pinned to (nil: not pinned apart),
+// with the counts the run has at clock offset at.
+func takeSample(at uint64, pid int, benchCores, serverCores []int, delivered, bytes uint64) sample {
+	s := sample{at: at, benchCPU: selfCPU(), delivered: delivered, bytes: bytes}
+	if benchCores != nil {
+		s.benchCores, _ = coresBusy(benchCores)
+	}
+	if serverCores != nil {
+		s.serverCores, _ = coresBusy(serverCores)
+	}
+	if pid != 0 {
+		s.server, s.serverErr = readProc(pid)
 	}
 	return s
 }
@@ -608,24 +623,32 @@ func (r *loadRun) fill(rep *Report, t *target, before, after sample) {
 			rep.Warnings = append(rep.Warnings, fmt.Sprintf("the bench fell behind its timetable (send lag p99 %s) and caught up in bursts: the load was burstier than --rate", usText(lag.P99)))
 		}
 	}
+	fillUsage(rep, t.pid, r.benchCores, r.serverCores, before, after)
+}
+
+// fillUsage writes what the bench and the server spent between two
+// samples into the report, with a warning for each figure that cannot be
+// trusted; the server's CPU is divided by the deliveries between them.
+func fillUsage(rep *Report, pid int, benchCores, serverCores []int, before, after sample) {
+	elapsed := time.Duration(after.at - before.at)
 	rep.Bench = benchUsage(rep.Bench, after.benchCPU-before.benchCPU, elapsed)
-	if r.benchCores != nil {
-		rep.Bench.CPUs = r.benchCores
-		rep.Bench.OthersShare = othersShare(after.benchCores-before.benchCores, after.benchCPU-before.benchCPU, elapsed, len(r.benchCores))
+	if benchCores != nil {
+		rep.Bench.CPUs = benchCores
+		rep.Bench.OthersShare = othersShare(after.benchCores-before.benchCores, after.benchCPU-before.benchCPU, elapsed, len(benchCores))
 		if rep.Bench.OthersShare > othersWarning {
-			rep.Warnings = append(rep.Warnings, fmt.Sprintf("other processes used %.0f%% of the bench's CPUs %v: figures are disturbed", 100*rep.Bench.OthersShare, r.benchCores))
+			rep.Warnings = append(rep.Warnings, fmt.Sprintf("other processes used %.0f%% of the bench's CPUs %v: figures are disturbed", 100*rep.Bench.OthersShare, benchCores))
 		}
 	}
 	if rep.Bench.Saturated {
 		rep.Warnings = append(rep.Warnings, fmt.Sprintf("the bench used %.0f%% of its %d core(s): it may be the bottleneck, not the server", 100*rep.Bench.Utilization, rep.Bench.GOMAXPROCS))
 	}
-	if t.pid != 0 {
-		rep.ServerUsage = serverUsage(t.pid, before.server, after.server, rep.MeasuredDelivered)
-		if r.serverCores != nil {
-			rep.ServerUsage.CPUs = r.serverCores
-			rep.ServerUsage.OthersShare = othersShare(after.serverCores-before.serverCores, after.server.CPU-before.server.CPU, elapsed, len(r.serverCores))
+	if pid != 0 {
+		rep.ServerUsage = serverUsage(pid, before.server, after.server, after.delivered-before.delivered)
+		if serverCores != nil {
+			rep.ServerUsage.CPUs = serverCores
+			rep.ServerUsage.OthersShare = othersShare(after.serverCores-before.serverCores, after.server.CPU-before.server.CPU, elapsed, len(serverCores))
 			if rep.ServerUsage.OthersShare > othersWarning {
-				rep.Warnings = append(rep.Warnings, fmt.Sprintf("other processes used %.0f%% of the server's CPUs %v: figures are disturbed", 100*rep.ServerUsage.OthersShare, r.serverCores))
+				rep.Warnings = append(rep.Warnings, fmt.Sprintf("other processes used %.0f%% of the server's CPUs %v: figures are disturbed", 100*rep.ServerUsage.OthersShare, serverCores))
 			}
 		}
 		if err := errors.Join(before.serverErr, after.serverErr); err != nil {
@@ -657,15 +680,21 @@ func othersShare(busy, own, wall time.Duration, n int) float64 {
 // pinned apart: only then can /proc/stat tell what other processes took
 // from each.
 func (r *loadRun) cores(t *target) {
+	r.benchCores, r.serverCores = pinnedCores(t.pid)
+}
+
+// pinnedCores returns the CPUs of the bench and of the server pid, or nil
+// when the server is unknown or they share a CPU.
+func pinnedCores(pid int) (bench, server []int) {
 	bench, err := affinity(0)
-	if err != nil || t.pid == 0 {
-		return
+	if err != nil || pid == 0 {
+		return nil, nil
 	}
-	server, err := affinity(t.pid)
+	server, err = affinity(pid)
 	if err != nil || overlap(bench, server) {
-		return
+		return nil, nil
 	}
-	r.benchCores, r.serverCores = bench, server
+	return bench, server
 }
 
 // saturation is the share of its cores above which the bench says it may

@@ -48,7 +48,9 @@ type Report struct {
 	Bench       BenchUsage   `json:"bench"`
 	ServerUsage *ServerUsage `json:"server_usage,omitempty"`
 
-	Idle *IdleReport `json:"idle,omitempty"`
+	Idle     *IdleReport     `json:"idle,omitempty"`
+	Group    *GroupReport    `json:"group,omitempty"`
+	Presence *PresenceReport `json:"presence,omitempty"`
 
 	Warnings []string `json:"warnings,omitempty"`
 }
@@ -109,6 +111,120 @@ type IdleReport struct {
 	HoldSeconds   float64 `json:"hold_s"`
 }
 
+// GroupReport is the outcome of a fan-out run: the group mode, or a
+// reference load of the same shape against another server. In such a
+// run the report's sent counts messages, while delivered, lost,
+// measured_delivered and msgs_per_s count deliveries (a message times
+// the receivers that got it) and server_usage.cpu_per_msg_us is per
+// delivery.
+type GroupReport struct {
+	// Members is the group's size without its senders (group mode).
+	Members int `json:"members,omitempty"`
+	Senders int `json:"senders"`
+	// Receivers are the connections that receive messages: the members,
+	// and in a group of several senders the senders too (each gets the
+	// others' messages). Recipients is how many get each message.
+	Receivers  int `json:"receivers"`
+	Recipients int `json:"recipients_per_message"`
+	// Expected is what every message sent times its recipients makes.
+	Expected     uint64 `json:"expected_deliveries"`
+	MessagesDone uint64 `json:"messages_done"`
+	// Rates over the measured interval: messages done (their last
+	// recipient has them) and deliveries, a second.
+	MessagesPerSec   float64 `json:"messages_per_s"`
+	DeliveriesPerSec float64 `json:"deliveries_per_s"`
+	// CPUPerDelivery is the server's CPU per delivery, in microseconds.
+	CPUPerDelivery float64 `json:"cpu_per_delivery_us,omitempty"`
+	// Receivers that missed messages, and the most one missed.
+	ReceiversWithLoss int    `json:"receivers_with_loss"`
+	MostLostByOne     uint64 `json:"most_lost_by_one"`
+	// Receivers that got a message of a sender after a later one of it.
+	ReceiversOutOfOrder int `json:"receivers_out_of_order"`
+	// OrderCompared receivers got every sender's messages, all of them;
+	// OrderDiffers of them saw another order than the most of them did.
+	OrderCompared int `json:"order_compared"`
+	OrderDiffers  int `json:"order_differs"`
+}
+
+// PresenceReport is the outcome of the presence mode. Its relay figures
+// are also the report's own: msgs_per_s and latency are the relay's with
+// the churn running.
+type PresenceReport struct {
+	// Sessions watch Watch names each, WatchEntries in all, among
+	// ChurnUsers users of which Churn a second were to log in and as many
+	// log out.
+	Sessions     int     `json:"sessions"`
+	Watch        int     `json:"watch_per_session"`
+	WatchEntries int     `json:"watch_entries"`
+	ChurnUsers   int     `json:"churn_users"`
+	Churn        int     `json:"churn_per_s"`
+	LoginSeconds float64 `json:"login_s"`
+
+	// Logins and logouts completed in the measured interval, a second;
+	// ChurnFailed changes that failed; ChurnLag how late changes started
+	// against the timetable.
+	Logins        uint64  `json:"logins"`
+	Logouts       uint64  `json:"logouts"`
+	LoginsPerSec  float64 `json:"logins_per_s"`
+	LogoutsPerSec float64 `json:"logouts_per_s"`
+	ChurnFailed   uint64  `json:"churn_failed"`
+	ChurnLag      Latency `json:"churn_lag"`
+
+	// PRESENCE lines received in the measured interval and the names
+	// they carried (one per watcher told of one change), a second.
+	Lines       uint64  `json:"presence_lines"`
+	Names       uint64  `json:"presence_names"`
+	LinesPerSec float64 `json:"presence_lines_per_s"`
+	NamesPerSec float64 `json:"presence_names_per_s"`
+	// Delay is from a change (AUTH or END written) to the PRESENCE line
+	// at each watcher, for the changes made in the measured interval.
+	Delay Latency `json:"delay"`
+
+	// The continuous check: Samples rounds over every watcher, each
+	// checking the names whose state had settled at least 1.5 s before.
+	Samples             int     `json:"samples"`
+	EntriesChecked      uint64  `json:"entries_checked"`
+	EntriesWrong        uint64  `json:"entries_wrong"`
+	WatcherSamplesWrong uint64  `json:"watcher_samples_wrong"`
+	WatchersEverWrong   int     `json:"watchers_ever_wrong"`
+	CorrectShare        float64 `json:"correct_share"`
+	// The final check, 1.5 s after the last change: watchers right about
+	// every name they watch.
+	FinalCorrect int     `json:"final_correct"`
+	FinalShare   float64 `json:"final_share"`
+
+	// Server memory before the watches, with them (after a short burst
+	// of churn, so that the server has had the logins that make it
+	// settle), and after the churn phase, each read after a liveness
+	// round of the server (MemorySettled when all three were); the
+	// differences per watch entry.
+	RSSBefore          uint64  `json:"server_rss_before,omitempty"`
+	RSSWatched         uint64  `json:"server_rss_watched,omitempty"`
+	RSSAfter           uint64  `json:"server_rss_after,omitempty"`
+	BytesPerEntry      float64 `json:"server_bytes_per_watch_entry,omitempty"`
+	BytesPerEntryAfter float64 `json:"server_bytes_per_watch_entry_after_churn,omitempty"`
+	MemorySettled      bool    `json:"memory_settled"`
+
+	// The relay without the churn and with it, and their ratio.
+	Quiet      PresencePhase `json:"quiet"`
+	Churned    PresencePhase `json:"churn"`
+	RelayRatio float64       `json:"relay_ratio"`
+	// ServerBoundRatio estimates the ratio the server's CPU alone would
+	// allow (see the notes on reading the figures): the share of the
+	// server's cores the churn left for the relay. Zero when the server
+	// and the bench are not pinned apart.
+	ServerBoundRatio float64 `json:"server_bound_relay_ratio,omitempty"`
+}
+
+// PresencePhase is what one phase of a presence run measured.
+type PresencePhase struct {
+	Seconds         float64 `json:"seconds"`
+	RelayMsgsPerSec float64 `json:"relay_msgs_per_s"`
+	// ServerCPU and BenchCPU are CPU seconds a second: cores busy.
+	ServerCPU float64 `json:"server_cpu"`
+	BenchCPU  float64 `json:"bench_cpu"`
+}
+
 // WriteText writes the report for people.
 func (r *Report) WriteText(w io.Writer) error {
 	var b strings.Builder
@@ -120,14 +236,23 @@ func (r *Report) WriteText(w io.Writer) error {
 		server += " (bench users have cheap password hashes)"
 	}
 	p("server        %s, certificate %s\n", server, r.Certificate)
-	switch r.Mode {
-	case ModeIdle:
+	switch {
+	case r.Mode == ModeIdle:
 		r.writeIdle(p)
+	case r.Group != nil:
+		r.writeGroup(p)
+	case r.Presence != nil:
+		r.writePresence(p)
 	default:
 		r.writeLoad(p)
 	}
 	if s := r.ServerUsage; s != nil {
-		if r.Mode != ModeIdle {
+		switch {
+		case r.Group != nil:
+			p("server cpu    %.3f µs per delivery (%.2f s in the measured interval, pid %d)\n", s.CPUPerMsg, s.CPUSeconds, s.PID)
+		case r.Presence != nil:
+			p("server cpu    %.2f cores without churn, %.2f with it (pid %d)\n", r.Presence.Quiet.ServerCPU, r.Presence.Churned.ServerCPU, s.PID)
+		case r.Mode != ModeIdle:
 			p("server cpu    %.3f µs per delivered message (%.2f s in the measured interval, pid %d)\n", s.CPUPerMsg, s.CPUSeconds, s.PID)
 		}
 		p("server memory peak %s, now %s\n", bytesText(s.PeakRSS), bytesText(s.RSS))
@@ -158,6 +283,54 @@ func (r *Report) writeLoad(p func(string, ...any)) {
 	if r.ScheduleLag != nil {
 		p("send lag      %s (how late the bench sent against its schedule)\n", latencyText(*r.ScheduleLag))
 	}
+	p("messages      sent %s, delivered %s, CNT %d, lost %d, out of order %d, errors %d\n",
+		countText(r.Sent), countText(r.Delivered), r.CNT, r.Lost, r.OutOfOrder, r.Errors)
+	for _, e := range r.ErrorList {
+		p("error: %s\n", e)
+	}
+}
+
+func (r *Report) writeGroup(p func(string, ...any)) {
+	g := r.Group
+	who := fmt.Sprintf("%d receivers", g.Receivers)
+	if g.Members > 0 {
+		who = fmt.Sprintf("%d members and %d sender(s)", g.Members, g.Senders)
+	}
+	p("run           %s, %s, %d-byte messages, window %d per sender, %s after %s warmup\n",
+		r.Mode, who, r.Size, r.Window, secondsText(r.Duration), secondsText(r.Warmup))
+	p("delivered     %s deliveries/s, %s messages/s to %d recipients each, %.1f MB/s (%s deliveries measured)\n",
+		countText(uint64(g.DeliveriesPerSec)), countText(uint64(g.MessagesPerSec)), g.Recipients, r.MBPerSec, countText(r.MeasuredDelivered))
+	p("latency       %s (at every recipient)\n", latencyText(r.Latency))
+	p("messages      sent %s, delivered %s of %s deliveries, lost %d (at %d receivers), out of order %d, errors %d\n",
+		countText(r.Sent), countText(r.Delivered), countText(g.Expected), r.Lost, g.ReceiversWithLoss, r.OutOfOrder, r.Errors)
+	p("order         the same at %d of %d receivers that got every message\n", g.OrderCompared-g.OrderDiffers, g.OrderCompared)
+	for _, e := range r.ErrorList {
+		p("error: %s\n", e)
+	}
+}
+
+func (r *Report) writePresence(p func(string, ...any)) {
+	s := r.Presence
+	p("run           presence, %s sessions watching %d names each (%s entries) among %s users, churn %d logins and %d logouts/s, %d relay pairs, %s per phase after %s warmup\n",
+		countText(uint64(s.Sessions)), s.Watch, countText(uint64(s.WatchEntries)), countText(uint64(s.ChurnUsers)), s.Churn, s.Churn, r.Pairs, secondsText(r.Duration), secondsText(r.Warmup))
+	p("churn         %.0f logins/s, %.0f logouts/s done, %d failed, start lag %s\n", s.LoginsPerSec, s.LogoutsPerSec, s.ChurnFailed, latencyText(s.ChurnLag))
+	p("presence      %s lines/s carrying %s names/s\n", countText(uint64(s.LinesPerSec)), countText(uint64(s.NamesPerSec)))
+	p("delay         %s (change to PRESENCE at each watcher)\n", latencyText(s.Delay))
+	p("correct       %.2f%% of watchers right in every check (%d checks, %s of %s entries wrong); %s of %s right %s after the churn\n",
+		100*s.CorrectShare, s.Samples, countText(s.EntriesWrong), countText(s.EntriesChecked), countText(uint64(s.FinalCorrect)), countText(uint64(s.Sessions)), presenceDeadline)
+	if s.RSSWatched > 0 {
+		settled := ""
+		if !s.MemorySettled {
+			settled = " (not settled)"
+		}
+		p("server memory %s before the watches, %s with them, %s after the churn: %.1f bytes per watch entry (%.1f after the churn)%s\n",
+			bytesText(s.RSSBefore), bytesText(s.RSSWatched), bytesText(s.RSSAfter), s.BytesPerEntry, s.BytesPerEntryAfter, settled)
+	}
+	p("relay         %s msgs/s without churn, %s with it: %.2f×", countText(uint64(s.Quiet.RelayMsgsPerSec)), countText(uint64(s.Churned.RelayMsgsPerSec)), s.RelayRatio)
+	if s.ServerBoundRatio > 0 {
+		p(" (the server's CPU alone would allow about %.2f×)", s.ServerBoundRatio)
+	}
+	p("\n")
 	p("messages      sent %s, delivered %s, CNT %d, lost %d, out of order %d, errors %d\n",
 		countText(r.Sent), countText(r.Delivered), r.CNT, r.Lost, r.OutOfOrder, r.Errors)
 	for _, e := range r.ErrorList {

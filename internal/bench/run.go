@@ -7,8 +7,11 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
+	"github.com/messager/messager/internal/protocol"
+	"github.com/messager/messager/internal/server"
 	"github.com/messager/messager/internal/users"
 )
 
@@ -37,8 +40,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		Warmup:   cfg.Warmup.Seconds(),
 		Duration: cfg.Duration.Seconds(),
 	}
-	if rep.Mode == ModeIdle {
+	switch rep.Mode {
+	case ModeIdle:
 		rep.Pairs, rep.Window, rep.Rate, rep.Warmup, rep.Duration = 0, 0, 0, 0, 0
+	case ModeGroup:
+		rep.Pairs = 0
 	}
 	if cfg.ServerPID != 0 {
 		if _, err := readProc(cfg.ServerPID); err != nil {
@@ -73,6 +79,10 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	switch rep.Mode {
 	case ModeIdle:
 		err = runIdle(ctx, &cfg, t, rep, fileLimit)
+	case ModeGroup:
+		err = runGroup(ctx, &cfg, t, rep)
+	case ModePresence:
+		err = runPresence(ctx, &cfg, t, rep, fileLimit)
 	default:
 		err = runLoad(ctx, &cfg, t, rep)
 	}
@@ -97,7 +107,7 @@ func startOwnServer(ctx context.Context, cfg *Config) (*child, error) {
 		return nil, fmt.Errorf("start server: %w", err)
 	}
 	usersFile := filepath.Join(dir, "user.csv")
-	if err := writeUsersFile(usersFile, UserNames(cfg.UserPrefix, cfg.Pairs, cfg.Sessions), cfg.Password); err != nil {
+	if err := writeUsersFile(usersFile, UserNames(*cfg), cfg.Password); err != nil {
 		_ = os.RemoveAll(dir)
 		return nil, err
 	}
@@ -108,6 +118,7 @@ func startOwnServer(ctx context.Context, cfg *Config) (*child, error) {
 		"--key", filepath.Join(dir, "key.pem"),
 		"--log-format", "json",
 	}
+	args = append(args, ownServerLimits(cfg)...)
 	args = append(args, cfg.ServeArgs...)
 	c, err := startChild(ctx, exe, args, dir)
 	if err != nil {
@@ -117,22 +128,46 @@ func startOwnServer(ctx context.Context, cfg *Config) (*child, error) {
 	return c, nil
 }
 
-// WriteUsers writes a user file for the bench users of a run with pairs
-// pairs and sessions idle sessions, all with password and cheap hashes,
-// so that an operator can start a server of their own for the bench.
-func WriteUsers(path, prefix, password string, pairs, sessions int) (int, error) {
-	if prefix == "" {
-		prefix = DefaultUserPrefix
+// ownServerLimits returns the serve flags that lift a server's default
+// limits where the run needs more: a group of more than the default
+// members, a watch list longer than the default. Flags given with
+// --serve-arg win, since they come later.
+func ownServerLimits(cfg *Config) []string {
+	var args []string
+	if n := cfg.GroupSize + cfg.Senders; cfg.GroupSize > 0 && n > server.DefaultMaxMembers {
+		args = append(args, "--max-members", strconv.Itoa(n))
 	}
-	if password == "" {
-		password = DefaultPassword
+	if cfg.Presence && cfg.Watch > server.DefaultMaxWatch {
+		args = append(args, "--max-watch", strconv.Itoa(cfg.Watch))
 	}
-	cfg := Config{UserPrefix: prefix, Password: password, Pairs: max(pairs, 1), Sessions: sessions}.withDefaults()
-	if err := cfg.validate(); err != nil {
+	return args
+}
+
+// WriteUsers writes a user file for the bench users of a run as cfg
+// describes (see UserNames; Pairs is at least 1), all with cfg.Password
+// (DefaultPassword when empty) and cheap hashes, so that an operator can
+// start a server of their own for the bench. It returns how many users it
+// wrote.
+func WriteUsers(path string, cfg Config) (int, error) {
+	if cfg.UserPrefix == "" {
+		cfg.UserPrefix = DefaultUserPrefix
+	}
+	if cfg.Password == "" {
+		cfg.Password = DefaultPassword
+	}
+	cfg.Pairs = max(cfg.Pairs, 1)
+	cfg = cfg.withNameDefaults()
+	names := UserNames(cfg)
+	if cfg.Size == 0 {
+		cfg.Size = DefaultSize
+	}
+	if !protocol.ValidPassword([]byte(cfg.Password)) {
+		return 0, errors.New("--password must be 1 to 128 bytes without spaces or control characters")
+	}
+	if err := cfg.validateNames(); err != nil {
 		return 0, err
 	}
-	names := UserNames(prefix, pairs, sessions)
-	return len(names), writeUsersFile(path, names, password)
+	return len(names), writeUsersFile(path, names, cfg.Password)
 }
 
 // writeUsersFile writes names with one cheap hash of password: the same
