@@ -25,6 +25,8 @@ const (
 	envServer   = "MESSAGER_SERVER"
 	envUser     = "MESSAGER_USER"
 	envPassword = "MESSAGER_PASSWORD"
+	envJoin     = "MESSAGER_JOIN"
+	envWatch    = "MESSAGER_WATCH"
 )
 
 // fingerprintCommand prints a server's fingerprint on the server; the
@@ -36,7 +38,7 @@ var defaultServer = "localhost:" + strconv.Itoa(protocol.DefaultPort)
 
 func newChatCmd() *cobra.Command {
 	var f connectFlags
-	var to string
+	var to, join, watch string
 	var jsonOut bool
 	cmd := &cobra.Command{
 		Use:   "chat",
@@ -44,27 +46,39 @@ func newChatCmd() *cobra.Command {
 		Long: `Chat logs in to a messager server and sends and receives messages.
 
 On a terminal it shows incoming messages as "[15:04] alice: text" above the
-line being typed. Commands: /to NAME changes the target, /quit ends the
-session, /help lists the commands. A missing user, password or target is
-asked for; the client connects before it asks for the password, and asks
-again after a wrong one, up to three times. Everything the server sends
-is shown with control and invisible characters escaped.
+line being typed, and group messages as "[15:04] #team alice: text".
+Commands: /to NAME or /to #GROUP changes the target, /join #GROUP and
+/part [#GROUP] join and leave groups, /who [MASK] shows who is online,
+/watch NAME... and /unwatch NAME... choose whose coming and going is told,
+/quit ends the session, /help lists the commands. A missing user, password
+or target is asked for; the client connects before it asks for the
+password, and asks again after a wrong one, up to three times. Everything
+the server sends is shown with control and invisible characters escaped.
+After a reconnection the client joins its groups and watches its users
+again.
 
-When stdin is not a terminal, every input line is one message to --to, and
-received messages are written to stdout as "alice: text", notices to
-stderr as "* bob is not online". With --json, messages, notices and errors
-are JSON lines on stdout, each with a "type" of "message", "notice" or
-"error". At the end of input the session ends once the server has handled
-every line. Exit status: 0 when every line was delivered, 1 when some line
-could not be sent (or on any other error), 2 when the target of some line
-was not online.
+When stdin is not a terminal, every input line is one message to --to (a
+user, or a group, which is joined), and received messages are written to
+stdout as "alice: text" or "#team alice: text", notices to stderr as
+"* bob is not online". With --json, messages, notices and errors are JSON
+lines on stdout, each with a "type" of "message", "notice" or "error", and
+"presence", "who", "join", "part" or "fail" for presence and groups. At
+the end of input the session ends once the server has handled every line.
+Exit status: 0 when every line was delivered, 1 when some line could not be
+sent (or on any other error), 2 when the target of some line was not
+online or not a group one is in, when the server refused a --join or a
+--watch, or does not offer groups or presence.
+
+Groups and presence need a server that offers them (protocol version 2);
+against an older server the rest works as before.
 
 The server's certificate is trusted on first use and remembered in the
 known_servers file of the user's configuration directory; see --ca,
 --fingerprint, --trust-new and --insecure.
 
 Environment: MESSAGER_SERVER, MESSAGER_USER and MESSAGER_PASSWORD stand in
-for --server, --user and the password prompt.`,
+for --server, --user and the password prompt; MESSAGER_JOIN and
+MESSAGER_WATCH for --join and --watch.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			stdinTTY := stdioIsTerminal(cmd.InOrStdin())
@@ -72,8 +86,16 @@ for --server, --user and the password prompt.`,
 			if !stdinTTY && to == "" {
 				return usageError(errors.New("--to is required when stdin is not a terminal"))
 			}
-			if to != "" && !protocol.ValidNameString(to) {
-				return usageError(fmt.Errorf("--to: %w", &client.NameError{Name: to}))
+			if err := checkTarget(to); err != nil {
+				return usageError(fmt.Errorf("--to: %w", err))
+			}
+			groups, err := chat.ParseGroups(flagOrEnv(cmd, "join", join, envJoin))
+			if err != nil {
+				return usageError(fmt.Errorf("--join: %w", err))
+			}
+			names, err := chat.ParseNames(flagOrEnv(cmd, "watch", watch, envWatch))
+			if err != nil {
+				return usageError(fmt.Errorf("--watch: %w", err))
 			}
 			ctx := cmd.Context()
 			s, err := f.setup(cmd)
@@ -88,6 +110,8 @@ for --server, --user and the password prompt.`,
 				Conn:        conn,
 				Connect:     s.connect,
 				To:          to,
+				Join:        groups,
+				Watch:       names,
 				Interactive: stdinTTY,
 				Color:       stdoutTTY && os.Getenv("NO_COLOR") == "",
 				JSON:        jsonOut,
@@ -95,11 +119,14 @@ for --server, --user and the password prompt.`,
 				Stdout:      cmd.OutOrStdout(),
 				Stderr:      cmd.ErrOrStderr(),
 			})
+			var off *client.NotOfferedError
 			switch {
 			case errors.Is(err, chat.ErrNotSent):
 				return withExitCode(1, nil)
-			case errors.Is(err, chat.ErrNotOnline):
+			case errors.Is(err, chat.ErrNotOnline), errors.Is(err, chat.ErrRefused):
 				return withExitCode(sendExitNotOnline, nil)
+			case errors.As(err, &off):
+				return withExitCode(sendExitNotOnline, err)
 			}
 			return err
 		},
@@ -107,9 +134,34 @@ for --server, --user and the password prompt.`,
 	f.register(cmd)
 	cmd.Flags().DurationVar(&f.checkInterval, "check-interval", client.DefaultCheckInterval,
 		"the server's CHECK interval; after 3 silent intervals the connection counts as dead and is reopened")
-	cmd.Flags().StringVar(&to, "to", "", "send messages to `NAME`")
+	cmd.Flags().StringVar(&to, "to", "", "send messages to `NAME`, or to a #group (joined)")
+	cmd.Flags().StringVar(&join, "join", "", "join these `GROUPS` (\"#a,#b\"), again after every reconnection (default $"+envJoin+")")
+	cmd.Flags().StringVar(&watch, "watch", "", "be told when these `NAMES` (\"bob,carol\") come and go (default $"+envWatch+")")
 	cmd.Flags().BoolVar(&jsonOut, "json", false, "write received messages, notices and errors as JSON lines on stdout (when stdin is not a terminal)")
 	return cmd
+}
+
+// checkTarget checks a --to: a user or a group, or none.
+func checkTarget(to string) error {
+	switch {
+	case to == "":
+	case strings.HasPrefix(to, "#"):
+		if !protocol.ValidGroupString(to) {
+			return &client.GroupError{Group: to}
+		}
+	case !protocol.ValidNameString(to):
+		return &client.NameError{Name: to}
+	}
+	return nil
+}
+
+// flagOrEnv is the value of a flag when it was given, else of an
+// environment variable.
+func flagOrEnv(cmd *cobra.Command, flag, value, env string) string {
+	if cmd.Flags().Changed(flag) {
+		return value
+	}
+	return os.Getenv(env)
 }
 
 // connectFlags are the flags shared by chat and send: where to connect,

@@ -1,9 +1,13 @@
 // Package chat is the terminal front end of messager, on top of
 // internal/client. On a terminal it runs a line editor with history, shows
 // incoming messages above the line being typed without disturbing it, and
-// takes commands (/to, /quit, /help). With stdin not a terminal it is a
-// pipe: every input line is one message, received messages go to stdout
-// as text or JSON lines, and the end of input ends the session cleanly.
+// takes commands (/to, /who, /watch, /join, /part, /quit, /help). With
+// stdin not a terminal it is a pipe: every input line is one message,
+// received messages go to stdout as text or JSON lines, and the end of
+// input ends the session cleanly.
+//
+// A session remembers the groups it joined and the users it watches, and
+// asks for them again after it reconnects.
 package chat
 
 import (
@@ -32,9 +36,13 @@ type Config struct {
 	Connect func(context.Context) (*client.Conn, error)
 	// Backoff paces reconnection attempts; nil means the defaults.
 	Backoff *client.Backoff
-	// To is the first target; empty asks for one (interactive) or is an
-	// error (pipe mode).
+	// To is the first target, a user or a group ("#team"); empty asks
+	// for one (interactive) or is an error (pipe mode). A group is joined.
 	To string
+	// Join lists groups to join at the start ("#team"), and Watch users
+	// whose coming and going to be told of. Both are asked for again
+	// after a reconnection.
+	Join, Watch []string
 	// Interactive runs the line editor on the process's terminal (stdin
 	// and Stdout). Otherwise Stdin is read as a pipe.
 	Interactive bool
@@ -60,8 +68,12 @@ var (
 	// characters).
 	ErrNotSent = errors.New("some lines were not sent")
 	// ErrNotOnline: every line was sent, but the target of some was not
-	// online, so they were not delivered.
+	// online, or the server refused them (FAIL MSG: not a member of the
+	// group), so they were not delivered.
 	ErrNotOnline = errors.New("some lines were not delivered: the target was not online")
+	// ErrRefused: every line was delivered, but the server refused to
+	// let the session join a group or watch a user.
+	ErrRefused = errors.New("the server refused a group or a watch")
 )
 
 // Run runs a chat session until the user quits, the input ends, or the
@@ -69,7 +81,10 @@ var (
 // confirmed end of input, an *client.EndError when the server ended the
 // session, and other errors when the connection was lost for good. At
 // the end of input, pipe mode returns ErrNotSent when some line could not
-// be sent, or else ErrNotOnline when some line was not delivered.
+// be sent, or else ErrNotOnline when some line was not delivered, or else
+// ErrRefused when a group or a watch was refused. Pipe mode fails at once,
+// with a *client.NotOfferedError, when the server does not offer groups
+// or presence and the target, Join or Watch need them.
 func Run(ctx context.Context, cfg Config) error {
 	if cfg.Conn == nil {
 		return errors.New("chat: no connection")
@@ -84,6 +99,7 @@ func Run(ctx context.Context, cfg Config) error {
 	defer cancel()
 	s := &session{
 		cfg:     cfg,
+		mem:     newMemory(),
 		user:    cfg.Conn.User(),
 		to:      cfg.To,
 		conn:    cfg.Conn, // usable before the receive loop starts
@@ -102,6 +118,7 @@ func Run(ctx context.Context, cfg Config) error {
 type session struct {
 	cfg    Config
 	out    *output
+	mem    *memory
 	user   string
 	to     string // used only by the input loop
 	cancel context.CancelFunc
@@ -111,7 +128,8 @@ type session struct {
 	changed chan struct{} // closed and replaced when conn changes
 
 	quitting  atomic.Bool
-	notOnline atomic.Bool   // some message was answered with CNT
+	notOnline atomic.Bool   // some message was answered with CNT or FAIL MSG
+	refused   atomic.Bool   // a JOIN or a WATCH was answered with FAIL
 	done      chan struct{} // closed when the receive loop ends
 	err       error         // the loop's result, set before done closes
 }
@@ -179,6 +197,9 @@ func (s *session) loop(ctx context.Context) {
 			return
 		}
 		s.out.notice("reconnected to %s as %s", conn.Addr(), conn.User())
+		// Before the input loop can send on it: a group message must
+		// not overtake the group's JOIN.
+		s.begin(conn, false)
 	}
 }
 
@@ -198,6 +219,8 @@ func (s *session) receive(conn *client.Conn) error {
 			s.out.notOnline(ev.Name())
 		case client.End:
 			return ev.Err()
+		default:
+			s.handle(ev)
 		}
 	}
 }
@@ -262,10 +285,12 @@ func (s *session) pipe(ctx context.Context) error {
 		s.cfg.Conn.Close()
 		return errors.New("no target: use --to NAME when stdin is not a terminal")
 	}
-	if !protocol.ValidNameString(s.to) {
+	if err := s.checkPipe(s.cfg.Conn); err != nil {
 		s.cfg.Conn.Close()
-		return &client.NameError{Name: s.to}
+		return err
 	}
+	// Before any line: a group message must not overtake its JOIN.
+	s.begin(s.cfg.Conn, true)
 	go s.loop(ctx)
 
 	type input struct {
@@ -330,6 +355,8 @@ func (s *session) pipe(ctx context.Context) error {
 				return ErrNotSent
 			case s.notOnline.Load():
 				return ErrNotOnline
+			case s.refused.Load():
+				return ErrRefused
 			}
 			return nil
 		}
@@ -362,12 +389,42 @@ func (s *session) sendLine(ctx context.Context, text string, n int, more bool) b
 	}
 }
 
+// checkPipe checks, before anything is sent, that the pipe's target is
+// valid and that the server offers what the target, Join and Watch need;
+// a group target is joined with the others.
+func (s *session) checkPipe(c *client.Conn) error {
+	if strings.HasPrefix(s.to, "#") {
+		if !protocol.ValidGroupString(s.to) {
+			return &client.GroupError{Group: s.to}
+		}
+		if !c.Offers(client.FeatureGroups) {
+			return fmt.Errorf("--to %s: %w", s.to, &client.NotOfferedError{Feature: client.FeatureGroups})
+		}
+		s.mem.addGroup(s.to)
+	} else if !protocol.ValidNameString(s.to) {
+		return &client.NameError{Name: s.to}
+	}
+	if len(s.cfg.Join) > 0 && !c.Offers(client.FeatureGroups) {
+		return fmt.Errorf("--join: %w", &client.NotOfferedError{Feature: client.FeatureGroups})
+	}
+	if len(s.cfg.Watch) > 0 && !c.Offers(client.FeaturePresence) {
+		return fmt.Errorf("--watch: %w", &client.NotOfferedError{Feature: client.FeaturePresence})
+	}
+	return nil
+}
+
 // helpText lists the interactive commands.
 const helpText = `commands:
-  /to NAME   send to NAME from now on
-  /quit      end the session (Ctrl-D does the same)
-  /help      show this list
-  //text     send a message that starts with "/"`
+  /to NAME          send to NAME from now on
+  /to #GROUP        send to GROUP from now on, joining it
+  /join #GROUP...   join groups; their messages show as "#team alice: text"
+  /part [#GROUP]    leave a group (the one you send to, by default)
+  /who [MASK]       who is online: everyone, a NAME, a start like al*, or a #GROUP
+  /watch NAME...    be told when these users come and go; alone, the list
+  /unwatch NAME...  stop watching them (/unwatch * stops watching anyone)
+  /quit             end the session (Ctrl-D does the same)
+  /help             show this list
+  //text            send a message that starts with "/"`
 
 // interactive runs the session on a terminal with a line editor.
 func (s *session) interactive(ctx context.Context) error {
@@ -397,6 +454,10 @@ func (s *session) interactive(ctx context.Context) error {
 	w := termWriter{rl: rl, w: rl.Stdout()}
 	s.out = &output{msgs: w, notices: w, color: s.cfg.Color}
 	s.out.notice("logged in to %s as %s; /help lists the commands", s.cfg.Conn.Addr(), s.user)
+	if s.to != "" && !s.firstTarget() {
+		s.to = ""
+	}
+	s.begin(s.cfg.Conn, true)
 	go s.loop(ctx)
 	go func() {
 		// A session the server ended stops the editor.
@@ -404,10 +465,6 @@ func (s *session) interactive(ctx context.Context) error {
 		rl.Close()
 	}()
 
-	if s.to != "" && !protocol.ValidNameString(s.to) {
-		s.out.notice("%s", (&client.NameError{Name: s.to}).Error())
-		s.to = ""
-	}
 	for s.to == "" {
 		rl.SetPrompt("send to: ")
 		line, err := rl.Readline()
@@ -449,9 +506,10 @@ func (s *session) interactive(ctx context.Context) error {
 }
 
 // targetHelp is the help of the "send to:" prompt.
-const targetHelp = `type the name of the user to send to, then chat:
-  /quit      end the session (Ctrl-D does the same)
-  /help      show this list`
+const targetHelp = `type the name of the user to send to, or a #group to join and send to, then chat:
+  /who [MASK]  who is online (everyone, a NAME, a start like al*, or a #GROUP)
+  /quit        end the session (Ctrl-D does the same)
+  /help        show this list`
 
 // target handles a line typed at the "send to:" prompt: a name becomes
 // the target, anything else is explained. It reports whether the user
@@ -468,12 +526,12 @@ func (s *session) target(line string) bool {
 	case name == "/help":
 		s.out.notice("%s", strings.ReplaceAll(targetHelp, "\n", "\n* "))
 	case strings.HasPrefix(name, "/"):
-		word, _, _ := strings.Cut(name, " ")
-		s.out.notice("unknown command %s; type a user name, /help or /quit", client.Escape(word))
-	case !protocol.ValidNameString(name):
-		s.out.notice("%s", (&client.NameError{Name: name}).Error())
+		word, arg, _ := strings.Cut(name, " ")
+		if !s.v2Command(word, strings.TrimSpace(arg)) {
+			s.out.notice("unknown command %s; type a user name, /help or /quit", client.Escape(word))
+		}
 	default:
-		s.to = name
+		s.setTarget(name)
 	}
 	return false
 }
@@ -535,15 +593,14 @@ func (s *session) command(rl *readline.Instance, line string) bool {
 			switch {
 			case arg == "":
 				s.out.notice("sending to %s", s.to)
-			case !protocol.ValidNameString(arg):
-				s.out.notice("%s", (&client.NameError{Name: arg}).Error())
-			default:
-				s.to = arg
+			case s.setTarget(arg):
 				rl.SetPrompt(s.prompt())
 				s.out.notice("sending to %s", s.to)
 			}
 		default:
-			s.out.notice("unknown command %s; /help lists the commands", client.Escape(word))
+			if !s.v2Command(word, arg) {
+				s.out.notice("unknown command %s; /help lists the commands", client.Escape(word))
+			}
 		}
 		return false
 	}

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"io"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -18,6 +19,13 @@ import (
 // closes; handle sees connections that start otherwise. It returns the
 // address and the certificate's fingerprint.
 func fakeServer(t *testing.T, handle func(c net.Conn, r *bufio.Reader)) (addr, fingerprint string) {
+	t.Helper()
+	return fakeServerHello(t, "END * <incorrect protocol> \r\n", handle)
+}
+
+// fakeServerHello is fakeServer with hello as its answer to HELLO. An
+// answer that is not an END goes on to handle, which reads the AUTH.
+func fakeServerHello(t *testing.T, hello string, handle func(c net.Conn, r *bufio.Reader)) (addr, fingerprint string) {
 	t.Helper()
 	certPEM, keyPEM, err := certs.Generate([]string{"127.0.0.1"}, time.Hour)
 	if err != nil {
@@ -41,12 +49,16 @@ func fakeServer(t *testing.T, handle func(c net.Conn, r *bufio.Reader)) (addr, f
 			go func() {
 				defer c.Close()
 				r := bufio.NewReader(c)
-				// Like a version-1 server, it does not know HELLO.
 				if first, err := r.Peek(len("HELLO")); err != nil {
 					return
 				} else if string(first) == "HELLO" {
-					io.WriteString(c, "END * <incorrect protocol> \r\n")
-					return
+					if _, err := r.ReadString('\n'); err != nil {
+						return
+					}
+					io.WriteString(c, hello)
+					if strings.HasPrefix(hello, "END") {
+						return
+					}
 				}
 				handle(c, r)
 			}()

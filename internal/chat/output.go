@@ -14,8 +14,10 @@ import (
 // another (the same one on a terminal; stderr in pipe mode, so that stdout
 // holds only messages). With JSON, notices and errors are JSON objects on
 // the messages' writer too, told apart by their "type": "message",
-// "notice" or "error". Every line is written with one Write, which the
-// line editor needs to redraw the half-typed line below it.
+// "notice" or "error", and the events of version 2 have types of their
+// own: "presence", "who", "join", "part" and "fail". Every line is
+// written with one Write, which the line editor needs to redraw the
+// half-typed line below it.
 type output struct {
 	mu      sync.Mutex
 	msgs    io.Writer
@@ -48,6 +50,15 @@ func (o *output) name(b []byte, name string) []byte {
 	return append(b, "\x1b[0m"...)
 }
 
+// group starts a group message's line with its group, "#team ".
+func (o *output) group(b []byte, group string) []byte {
+	if group == "" {
+		return b
+	}
+	b = append(b, client.Escape(group)...)
+	return append(b, ' ')
+}
+
 // relay shows a received message.
 func (o *output) relay(r client.Relay) {
 	o.mu.Lock()
@@ -65,6 +76,7 @@ func (o *output) relay(r client.Relay) {
 		b = appendJSONString(b, r.Text)
 		b = append(b, "}\n"...)
 	case o.short:
+		b = o.group(b, r.Group)
 		b = o.name(b, r.From)
 		b = append(b, ": "...)
 		b = append(b, client.Escape(r.Text)...)
@@ -72,6 +84,7 @@ func (o *output) relay(r client.Relay) {
 	default:
 		b = r.Time.AppendFormat(append(b, '['), "15:04")
 		b = append(b, "] "...)
+		b = o.group(b, r.Group)
 		b = o.name(b, r.From)
 		b = append(b, ": "...)
 		b = append(b, client.Escape(r.Text)...)
@@ -146,4 +159,99 @@ func (o *output) line(typ, text, to string, line int) {
 	}
 	o.buf = b
 	w.Write(b)
+}
+
+// fail shows a refusal of the server. In JSON it names the refused
+// query, and the target of an undelivered message in "to" as a notice
+// does.
+func (o *output) fail(f client.Fail) {
+	if !o.json {
+		o.notice("%s", f.Text())
+		return
+	}
+	o.event("fail", f.Time, func(b []byte) []byte {
+		if f.Verb == "MSG" {
+			b = appendField(b, "to", f.Subject)
+		}
+		b = appendField(b, "verb", f.Verb)
+		b = appendField(b, "subject", f.Subject)
+		b = appendField(b, "reason", f.Reason)
+		return appendField(b, "text", f.Text())
+	})
+}
+
+// presence writes a presence line as JSON; on a terminal the session
+// shows only what changed, as a notice.
+func (o *output) presence(p client.Presence) {
+	o.event("presence", p.Time, func(b []byte) []byte {
+		b = fmt.Appendf(b, `,"on":%t`, p.On)
+		return appendNamesField(b, p.Names)
+	})
+}
+
+// who shows the answer to WHO.
+func (o *output) who(w client.Who) {
+	if !o.json {
+		o.notice("%s", whoText(w))
+		return
+	}
+	o.event("who", w.Time, func(b []byte) []byte {
+		b = appendField(b, "mask", w.Mask)
+		b = fmt.Appendf(b, `,"count":%d`, w.Count)
+		return appendNamesField(b, w.Names)
+	})
+}
+
+// member shows a user joining (typ "join") or leaving ("part") a group;
+// me is this session's user.
+func (o *output) member(t time.Time, typ, group, user, me string) {
+	if o.json {
+		o.event(typ, t, func(b []byte) []byte {
+			b = appendField(b, "group", group)
+			return appendField(b, "user", user)
+		})
+		return
+	}
+	who := client.Escape(user)
+	if user == me {
+		who = "you"
+	}
+	verb := " joined "
+	if typ == "part" {
+		verb = " left "
+	}
+	o.notice("%s%s%s", who, verb, client.Escape(group))
+}
+
+// event writes one JSON line of type typ: its time, then what fields
+// appends (each with a leading comma).
+func (o *output) event(typ string, t time.Time, fields func([]byte) []byte) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	b := append(o.buf[:0], `{"type":`...)
+	b = appendJSONString(b, typ)
+	b = append(b, `,"time":`...)
+	b = appendJSONString(b, t.Format(time.RFC3339Nano))
+	b = fields(b)
+	b = append(b, "}\n"...)
+	o.buf = b
+	o.msgs.Write(b)
+}
+
+func appendField(b []byte, name, value string) []byte {
+	b = append(b, ',')
+	b = appendJSONString(b, name)
+	b = append(b, ':')
+	return appendJSONString(b, value)
+}
+
+func appendNamesField(b []byte, names []string) []byte {
+	b = append(b, `,"names":[`...)
+	for i, n := range names {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendJSONString(b, n)
+	}
+	return append(b, ']')
 }
