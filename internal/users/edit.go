@@ -26,9 +26,9 @@ func Add(path, name string, password []byte) error {
 	return edit(path, true, func(t *Table, lines []rawLine) ([]rawLine, error) {
 		if e := t.findFold(name); e != nil {
 			if e.name == name {
-				return nil, fmt.Errorf("user %q already exists", name)
+				return nil, fmt.Errorf("user %q already exists: %w", name, ErrNameTaken)
 			}
-			return nil, fmt.Errorf("user %q already exists as %q (names are unique ignoring case)", name, e.name)
+			return nil, fmt.Errorf("user %q already exists as %q (names are unique ignoring case): %w", name, e.name, ErrNameTaken)
 		}
 		crlf := len(lines) > 0 && lines[0].crlf
 		return append(lines, rawLine{text: name + "," + hash, crlf: crlf}), nil
@@ -66,6 +66,9 @@ func SetPassword(path, name string, password []byte) error {
 func checkName(name string) error {
 	if !protocol.ValidNameString(name) {
 		return fmt.Errorf("invalid user name %s: want 1 to %d of A-Z a-z 0-9 _ . -", snippet(name), protocol.MaxNameLen)
+	}
+	if Reserved(name) {
+		return ErrReservedName
 	}
 	return nil
 }

@@ -241,6 +241,17 @@ func parse(data []byte) (*Table, []rawLine, error) {
 
 // parseLine parses one line; a nil entry and nil error mean the line holds
 // no user (blank or comment).
+// ErrReservedName is the error for a user called "server" (in any case):
+// the operator's notices come from that name.
+var ErrReservedName = errors.New(`the name "server" is reserved for the operator's notices`)
+
+// ErrNameTaken is the error of Add for a name that exists, ignoring case.
+var ErrNameTaken = errors.New("name already taken")
+
+// Reserved reports whether name may not be a user's: "server", in any
+// case, the sender of the operator's notices.
+func Reserved(name string) bool { return strings.EqualFold(name, protocol.NoticeSender) }
+
 func parseLine(s string) (*entry, error) {
 	s = strings.Trim(s, " \t")
 	if s == "" || s[0] == '#' {
@@ -254,6 +265,9 @@ func parseLine(s string) (*entry, error) {
 	cred = strings.Trim(cred, " \t")
 	if !protocol.ValidNameString(name) {
 		return nil, fmt.Errorf("invalid user name %s (want 1 to %d of A-Z a-z 0-9 _ . -)", snippet(name), protocol.MaxNameLen)
+	}
+	if Reserved(name) {
+		return nil, fmt.Errorf("user %q: %w", name, ErrReservedName)
 	}
 	// Base64 decoding would silently skip a stray "\r" inside a hash.
 	// (A plain password's own check refuses control characters without

@@ -768,3 +768,24 @@ func TestEditByteOrderMarkAndHeader(t *testing.T) {
 		t.Fatalf("failed Add changed the file: %q", b)
 	}
 }
+
+// TestReservedName: no user may be called "server", in any case: not by
+// the loader, not by Add.
+func TestReservedName(t *testing.T) {
+	for _, name := range []string{"server", "Server", "SERVER"} {
+		if _, err := Parse(strings.NewReader("alice,pw\n" + name + ",pw\n")); err == nil || !strings.Contains(err.Error(), "line 2") || !errors.Is(err, ErrReservedName) {
+			t.Errorf("loading %q: %v, want a reserved-name error on line 2", name, err)
+		}
+		path := filepath.Join(t.TempDir(), "user.csv")
+		if err := Add(path, name, []byte("password1")); !errors.Is(err, ErrReservedName) {
+			t.Errorf("Add(%q): %v, want ErrReservedName", name, err)
+		}
+	}
+	path := filepath.Join(t.TempDir(), "user.csv")
+	if err := Add(path, "alice", []byte("password1")); err != nil {
+		t.Fatal(err)
+	}
+	if err := Add(path, "ALICE", []byte("password1")); !errors.Is(err, ErrNameTaken) {
+		t.Errorf("Add of a name taken ignoring case: %v, want ErrNameTaken", err)
+	}
+}
