@@ -32,10 +32,10 @@ var queryRules = [...]queryRule{
 	protocol.KindUnwatch:  {session: sessionUnwatch},
 	protocol.KindJoin:     {session: sessionJoin},
 	protocol.KindPart:     {session: sessionPart},
-	// PUT (sign-up) is part of version 2 but offered only when the
-	// operator enables it; until then it is refused like an unknown
-	// query, as PROTOCOL.md says of a server that does not offer it.
-	protocol.KindPut: {},
+	// PUT (sign-up) is part of version 2, offered only when the
+	// operator enables it; otherwise its handler refuses it like an
+	// unknown query.
+	protocol.KindPut: {before: beforePut},
 }
 
 // ruleOf returns the rule of kind k; kinds with no rule have none.

@@ -21,8 +21,10 @@ type login struct {
 	rd  *protocol.Reader
 	ctx context.Context
 
-	version int  // the session's protocol version: 1 unless HELLO said more
-	hello   bool // HELLO was answered
+	version  int  // the session's protocol version: 1 unless HELLO said more
+	hello    bool // HELLO was answered
+	seenLine bool // a line was read (the first is checked against bans)
+	tries    int  // sign-ups answered TRY
 }
 
 // run reads lines until one logs the connection in, which it returns
@@ -70,8 +72,17 @@ func (l *login) run() *Session {
 			l.rd.Release()
 			return nil
 		}
+		if !l.seenLine {
+			l.seenLine = true
+			if s.addrBanned(l.p.addr) {
+				// Before any password check, whatever the line is.
+				l.refuse(reasonBanned)
+				l.rd.Release()
+				return nil
+			}
+		}
 		rule := ruleOf(q.Kind)
-		if rule.before == nil || q.Kind.Version() > l.allowedVersion() {
+		if rule.before == nil || q.Kind != protocol.KindHello && q.Kind.Version() > l.version {
 			// Only AUTH costs a password check and counts with the
 			// throttle; anything else not allowed here is a protocol
 			// error.
@@ -87,16 +98,6 @@ func (l *login) run() *Session {
 			return sess
 		}
 	}
-}
-
-// allowedVersion is the newest protocol version whose queries are allowed
-// now: before HELLO, a connection may say HELLO; after it, what HELLO
-// agreed.
-func (l *login) allowedVersion() int {
-	if !l.hello {
-		return protocol.Version
-	}
-	return l.version
 }
 
 // refuse sends a final END, counts the close and logs it (rate-limited:
@@ -173,6 +174,19 @@ func beforeAuth(l *login, q *protocol.Query) (*Session, bool) {
 		l.refuse(r, "user", name)
 		return nil, true
 	}
+	if s.userBanned(name) {
+		// Only after a right password: a wrong one got the usual
+		// answer, so a ban tells nobody that the account exists.
+		s.stats.LoginsRefused.Add(1)
+		l.refuse(reasonBanned, "user", name)
+		return nil, true
+	}
+	return l.startSession(name)
+}
+
+// startSession registers the session of a login that succeeded.
+func (l *login) startSession(name string) (*Session, bool) {
+	s := l.srv
 	if f := s.afterVerify.Load(); f != nil {
 		(*f)(name)
 	}

@@ -24,6 +24,8 @@ const (
 	reasonWriteFailed                 // a write failed or timed out
 	reasonHandshakeFailed             // the TLS handshake failed
 	reasonPendingFull                 // too many connections waiting to log in, server-wide
+	reasonKicked                      // the operator ended the session
+	reasonBanned                      // the user or the address is banned
 	numReasons
 )
 
@@ -50,6 +52,8 @@ var reasonInfo = [numReasons]struct {
 	reasonWriteFailed:     {"write_failed", "", false, 2},
 	reasonHandshakeFailed: {"handshake_failed", "", false, 0},
 	reasonPendingFull:     {"pending_full", "", false, 2},
+	reasonKicked:          {"kicked", protocol.ReasonKicked, false, 1},
+	reasonBanned:          {"banned", protocol.ReasonBanned, false, 1},
 }
 
 func (r closeReason) String() string { return reasonInfo[r].name }

@@ -70,6 +70,14 @@ type Config struct {
 	// MaxGroups is the most groups one user may be in; MaxMembers the
 	// most members one group may have.
 	MaxGroups, MaxMembers int
+	// Signup says whether users may make their own accounts; Accounts
+	// makes them.
+	Signup   SignupMode
+	Accounts Accounts
+	// SignupsPerAddr sign-ups are allowed from one address per
+	// SignupAddrWindow, and SignupsPerServer from all per SignupWindow.
+	SignupsPerAddr, SignupsPerServer int
+	SignupAddrWindow, SignupWindow   time.Duration
 	// Router finds where a message's target is online; nil means this
 	// server's own sessions only.
 	Router Router
@@ -152,6 +160,18 @@ func (c *Config) setDefaults() {
 	if c.MaxMembers <= 0 {
 		c.MaxMembers = DefaultMaxMembers
 	}
+	if c.SignupsPerAddr <= 0 {
+		c.SignupsPerAddr = DefaultSignupsPerAddr
+	}
+	if c.SignupsPerServer <= 0 {
+		c.SignupsPerServer = DefaultSignupsPerServer
+	}
+	if c.SignupAddrWindow <= 0 {
+		c.SignupAddrWindow = DefaultSignupAddrWindow
+	}
+	if c.SignupWindow <= 0 {
+		c.SignupWindow = DefaultSignupWindow
+	}
 	if c.GroupList == nil {
 		c.GroupList = groups.Empty()
 	}
@@ -177,6 +197,8 @@ type Server struct {
 	presence *presence
 	groups   groupTable
 	listed   atomic.Pointer[groups.Table]
+	bans     atomic.Pointer[BanList]
+	signups  signupLimiter
 	users    atomic.Pointer[users.Table]
 	stats    Stats
 	throttle *throttle
@@ -265,6 +287,14 @@ func (s *Server) features() protocol.Features {
 	}
 	if s.cfg.Groups != GroupsOff {
 		f.Groups, f.Members = s.cfg.MaxGroups, s.cfg.MaxMembers
+	}
+	if s.cfg.Accounts != nil {
+		switch s.cfg.Signup {
+		case SignupInvite:
+			f.Signup = protocol.SignupInvite
+		case SignupOpen:
+			f.Signup = protocol.SignupOpen
+		}
 	}
 	return f
 }

@@ -13,11 +13,14 @@ type Stats struct {
 	// Dropped counts relayed messages lost with the queue of a session
 	// that was closed before they were written (too slow, write failed):
 	// Relayed minus Dropped is what reached the receivers' sockets.
-	Dropped        atomic.Int64
-	BytesIn        atomic.Int64
-	BytesOut       atomic.Int64
-	QueueHighWater atomic.Int64 // the largest send queue seen, in bytes
-	Closes         [numReasons]atomic.Int64
+	Dropped atomic.Int64
+	// Signups and SignupsRefused count sign-ups that made an account
+	// and those answered TRY.
+	Signups, SignupsRefused atomic.Int64
+	BytesIn                 atomic.Int64
+	BytesOut                atomic.Int64
+	QueueHighWater          atomic.Int64 // the largest send queue seen, in bytes
+	Closes                  [numReasons]atomic.Int64
 }
 
 // ClosesByReason returns how many connections ended for each reason, by
