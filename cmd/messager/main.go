@@ -72,6 +72,7 @@ and chat with "messager chat".`,
 		newCertCmd(),
 		newChatCmd(),
 		newSendCmd(),
+		newWhoCmd(),
 		newBenchCmd(),
 	)
 	// "messager nonsense" is a usage error; "messager" alone shows help.

@@ -9,7 +9,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/messager/messager/internal/client"
-	"github.com/messager/messager/internal/protocol"
 )
 
 // sendExitNotOnline is the exit status of send when the target was not
@@ -20,13 +19,19 @@ func newSendCmd() *cobra.Command {
 	var f connectFlags
 	var to string
 	cmd := &cobra.Command{
-		Use:   "send --to NAME TEXT...",
+		Use:   "send --to NAME|#GROUP TEXT...",
 		Short: "Send one message and exit",
 		Long: `Send logs in, sends TEXT (the arguments joined by spaces) to --to, and
 ends the session once the server has handled it.
 
+--to is a user, or a group ("#team"): send joins the group, sends the
+message to its members and ends the session, which leaves the group.
+Groups need a server that offers them (protocol version 2).
+
 Exit status: 0 when the message was relayed, 2 when the target was not
-online, 1 on any other error.
+online, or the server did not let the message into the group (not allowed
+to join it, no such group, or no groups on this server), 1 on any other
+error.
 
 The flags and environment variables for the server, the user and trust are
 those of "messager chat"; the password comes from MESSAGER_PASSWORD or is
@@ -36,8 +41,8 @@ asked for on a terminal.`,
 			if to == "" {
 				return usageError(errors.New("--to is required"))
 			}
-			if !protocol.ValidNameString(to) {
-				return usageError(fmt.Errorf("--to: %w", &client.NameError{Name: to}))
+			if err := checkTarget(to); err != nil {
+				return usageError(fmt.Errorf("--to: %w", err))
 			}
 			text := strings.Join(args, " ")
 			s, err := f.setup(cmd)
@@ -54,52 +59,79 @@ asked for on a terminal.`,
 				return err
 			}
 			defer conn.Close()
-			relayed, err := sendOne(ctx, conn, to, text)
+			refused, err := sendOne(ctx, conn, to, text)
 			if err != nil {
+				var off *client.NotOfferedError
+				if errors.As(err, &off) {
+					goodbye(ctx, conn)
+					return withExitCode(sendExitNotOnline, err)
+				}
 				return err
 			}
-			if !relayed {
-				return withExitCode(sendExitNotOnline, fmt.Errorf("%s is not online", client.Escape(to)))
+			if refused != "" {
+				return withExitCode(sendExitNotOnline, errors.New(refused))
 			}
 			return nil
 		},
 	}
 	f.register(cmd)
-	cmd.Flags().StringVar(&to, "to", "", "send the message to `NAME`")
+	cmd.Flags().StringVar(&to, "to", "", "send the message to `NAME`, or to the members of a #group")
 	return cmd
 }
 
-// sendOne sends text, then END, and reads until the server's END. The
-// server handles lines in order, so a CNT before END <end accepted> means
-// the message was not relayed, and no CNT means it was.
-func sendOne(ctx context.Context, conn *client.Conn, to, text string) (relayed bool, err error) {
+// sendOne sends text to a user or a group, then END, and reads until the
+// server's END. The server handles lines in order, so a CNT or a FAIL
+// before END <end accepted> means the message was not relayed, and
+// neither means it was. A group is joined first. It returns why the
+// message was not relayed, escaped, or "" when it was.
+func sendOne(ctx context.Context, conn *client.Conn, to, text string) (refused string, err error) {
+	if strings.HasPrefix(to, "#") {
+		if err := conn.Join(to); err != nil {
+			return "", err
+		}
+	}
 	if err := conn.Queue(to, text); err != nil {
-		return false, fmt.Errorf("message not sent: %w", err)
+		return "", fmt.Errorf("message not sent: %w", err)
 	}
 	if err := conn.SendEnd(); err != nil {
-		return false, err
+		return "", err
 	}
 	ctx, cancel := context.WithTimeout(ctx, client.DefaultWriteTimeout+client.DefaultLoginTimeout)
 	defer cancel()
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
-	relayed = true
 	for {
 		ev, err := conn.Receive()
 		if err != nil {
 			if ctx.Err() != nil {
-				return false, errors.New("no answer from the server")
+				return "", errors.New("no answer from the server")
 			}
-			return false, fmt.Errorf("before the server confirmed the message: %w", err)
+			return "", fmt.Errorf("before the server confirmed the message: %w", err)
 		}
 		switch ev := ev.(type) {
 		case client.NotOnline:
-			relayed = false
+			if refused == "" {
+				refused = client.Escape(to) + " is not online"
+			}
+		case client.Fail:
+			// A refused JOIN is followed by a refused MSG: the first
+			// says why.
+			if refused == "" {
+				refused = ev.Text()
+			}
 		case client.End:
 			if err := ev.Err(); err != nil {
-				return false, err
+				return "", err
 			}
-			return relayed, nil
+			return refused, nil
 		}
 	}
+}
+
+// goodbye ends a session that has nothing more to do, politely but
+// without waiting long for the server's answer.
+func goodbye(ctx context.Context, conn *client.Conn) {
+	ctx, cancel := context.WithTimeout(ctx, client.DefaultWriteTimeout)
+	defer cancel()
+	_ = conn.End(ctx)
 }

@@ -7,11 +7,12 @@ import (
 	"github.com/messager/messager/internal/client"
 )
 
-// appendJSONString appends s as a JSON string. Like client.Escape it leaves no
-// control character raw, not even those encoding/json lets through (DEL
-// and C1), so JSON output is safe on a terminal too. Bytes that are not
-// UTF-8 become U+FFFD.
-func appendJSONString(b []byte, s string) []byte {
+// AppendJSONString appends s as a JSON string. Like client.Escape it
+// leaves no control character raw, not even those encoding/json lets
+// through (DEL and C1), so JSON output is safe on a terminal too; the
+// commands that write JSON of their own use it for server text. Bytes
+// that are not UTF-8 become U+FFFD.
+func AppendJSONString(b []byte, s string) []byte {
 	b = append(b, '"')
 	for i := 0; i < len(s); {
 		c := s[i]

@@ -32,7 +32,7 @@ func FuzzJSONString(f *testing.F) {
 	f.Add("日本語 \r\n \u200b\ufeff")
 	f.Fuzz(func(t *testing.T, in string) {
 		var js []byte
-		js = appendJSONString(js, in)
+		js = AppendJSONString(js, in)
 		if !safe(string(js)) {
 			t.Fatalf("JSON of %q = %s is not safe to display", in, js)
 		}

@@ -67,13 +67,13 @@ func (o *output) relay(r client.Relay) {
 	switch {
 	case o.json:
 		b = append(b, `{"type":"message","time":`...)
-		b = appendJSONString(b, r.Time.Format(time.RFC3339Nano))
+		b = AppendJSONString(b, r.Time.Format(time.RFC3339Nano))
 		b = append(b, `,"from":`...)
-		b = appendJSONString(b, r.From)
+		b = AppendJSONString(b, r.From)
 		b = append(b, `,"to":`...)
-		b = appendJSONString(b, r.To)
+		b = AppendJSONString(b, r.To)
 		b = append(b, `,"text":`...)
-		b = appendJSONString(b, r.Text)
+		b = AppendJSONString(b, r.Text)
 		b = append(b, "}\n"...)
 	case o.short:
 		b = o.group(b, r.Group)
@@ -141,16 +141,16 @@ func (o *output) line(typ, text, to string, line int) {
 		b = append(b, `{"type":"`...)
 		b = append(b, typ...)
 		b = append(b, `","time":`...)
-		b = appendJSONString(b, time.Now().Format(time.RFC3339Nano))
+		b = AppendJSONString(b, time.Now().Format(time.RFC3339Nano))
 		if to != "" {
 			b = append(b, `,"to":`...)
-			b = appendJSONString(b, to)
+			b = AppendJSONString(b, to)
 		}
 		if line > 0 {
 			b = fmt.Appendf(b, `,"line":%d`, line)
 		}
 		b = append(b, `,"text":`...)
-		b = appendJSONString(b, text)
+		b = AppendJSONString(b, text)
 		b = append(b, "}\n"...)
 	} else {
 		b = append(b, "* "...)
@@ -229,9 +229,9 @@ func (o *output) event(typ string, t time.Time, fields func([]byte) []byte) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	b := append(o.buf[:0], `{"type":`...)
-	b = appendJSONString(b, typ)
+	b = AppendJSONString(b, typ)
 	b = append(b, `,"time":`...)
-	b = appendJSONString(b, t.Format(time.RFC3339Nano))
+	b = AppendJSONString(b, t.Format(time.RFC3339Nano))
 	b = fields(b)
 	b = append(b, "}\n"...)
 	o.buf = b
@@ -240,9 +240,9 @@ func (o *output) event(typ string, t time.Time, fields func([]byte) []byte) {
 
 func appendField(b []byte, name, value string) []byte {
 	b = append(b, ',')
-	b = appendJSONString(b, name)
+	b = AppendJSONString(b, name)
 	b = append(b, ':')
-	return appendJSONString(b, value)
+	return AppendJSONString(b, value)
 }
 
 func appendNamesField(b []byte, names []string) []byte {
@@ -251,7 +251,7 @@ func appendNamesField(b []byte, names []string) []byte {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendJSONString(b, n)
+		b = AppendJSONString(b, n)
 	}
 	return append(b, ']')
 }
