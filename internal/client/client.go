@@ -3,9 +3,10 @@
 // as typed events.
 //
 // A Conn has one receiving side and one sending side. Receive must be
-// called from one goroutine at a time; Queue, Send, Flush and SendEnd may be
-// called from another goroutine at the same time. Close may be called from
-// anywhere.
+// called from one goroutine at a time; the sending methods (Queue, Send,
+// Flush, SendEnd, and Who, Watch, Unwatch, Join, Part and SendGroup of
+// version 2) may be called from other goroutines at the same time. Close
+// may be called from anywhere.
 //
 // The client speaks so that the original server, the seed's, understands
 // it too: every query in the seed shape ("MSG bob alice hi \r\n", with a
