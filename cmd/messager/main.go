@@ -74,6 +74,7 @@ and chat with "messager chat".`,
 		newSendCmd(),
 		newWhoCmd(),
 		newBenchCmd(),
+		newAdminCmd(),
 	)
 	// "messager nonsense" is a usage error; "messager" alone shows help.
 	root.Args = cobra.NoArgs
