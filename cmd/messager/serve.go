@@ -16,11 +16,15 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/messager/messager/internal/admin"
+	"github.com/messager/messager/internal/bans"
 	"github.com/messager/messager/internal/certs"
 	"github.com/messager/messager/internal/fileperm"
 	"github.com/messager/messager/internal/groups"
+	"github.com/messager/messager/internal/invites"
 	"github.com/messager/messager/internal/listen"
 	"github.com/messager/messager/internal/metrics"
+	"github.com/messager/messager/internal/operator"
 	"github.com/messager/messager/internal/reload"
 	"github.com/messager/messager/internal/server"
 	"github.com/messager/messager/internal/users"
@@ -43,6 +47,8 @@ type serveOptions struct {
 	maxPending     int
 	presence       bool
 	web            bool
+	adminSocket    string
+	signup         string
 	webOrigins     []string
 	groupsMode     string
 	groupsFile     string
@@ -87,6 +93,8 @@ changes on disk. SIGINT and SIGTERM shut down gracefully.`,
 	f.IntVar(&o.maxSessions, "max-sessions", server.DefaultMaxSessions, "most users online at once")
 	f.IntVar(&o.maxUnauth, "max-unauth-per-addr", server.DefaultMaxUnauthPerAddr, "most connections one address may have open before logging in")
 	f.IntVar(&o.maxPending, "max-pending", 0, "most connections from all addresses together not yet logged in (0: an eighth of the open-file limit)")
+	f.StringVar(&o.adminSocket, "admin-socket", "", "the operators' socket for 'messager admin' (default messager.sock beside the user file; \"off\" for none)")
+	f.StringVar(&o.signup, "signup", "off", "sign-up: off, invite (with an invite from 'messager admin invite') or open (anyone; mind the risks)")
 	f.BoolVar(&o.web, "web", true, "serve the web client on the same port (to browsers: TLS connections that ask for HTTP/1.1)")
 	f.StringSliceVar(&o.webOrigins, "web-origin", nil, "other origins (host patterns, e.g. chat.example.org) whose pages may use the web client's WebSocket")
 	f.BoolVar(&o.presence, "presence", true, "offer presence: WHO, WATCH and PRESENCE (protocol version 2)")
@@ -174,6 +182,19 @@ func (o serveOptions) groupMode() (server.GroupMode, error) {
 	return 0, usageError(fmt.Errorf("bad --groups %q: want open, listed or off", o.groupsMode))
 }
 
+// signupMode parses --signup.
+func (o serveOptions) signupMode() (server.SignupMode, error) {
+	switch o.signup {
+	case "off":
+		return server.SignupOff, nil
+	case "invite":
+		return server.SignupInvite, nil
+	case "open":
+		return server.SignupOpen, nil
+	}
+	return 0, usageError(fmt.Errorf("bad --signup %q: want off, invite or open", o.signup))
+}
+
 func runServe(ctx context.Context, o serveOptions, stderr io.Writer) error {
 	if err := o.check(); err != nil {
 		return err
@@ -181,6 +202,13 @@ func runServe(ctx context.Context, o serveOptions, stderr io.Writer) error {
 	mode, err := o.groupMode()
 	if err != nil {
 		return err
+	}
+	signup, err := o.signupMode()
+	if err != nil {
+		return err
+	}
+	if o.adminSocket == "" {
+		o.adminSocket = admin.DefaultSocketPath(o.usersFile)
 	}
 	if o.groupsFile == "" {
 		o.groupsFile = groups.DefaultPath(o.usersFile)
@@ -250,6 +278,7 @@ func runServe(ctx context.Context, o serveOptions, stderr io.Writer) error {
 		GroupList:        listed,
 		MaxGroups:        o.maxGroups,
 		MaxMembers:       o.maxMembers,
+		Signup:           signup,
 		Logger:           log,
 	})
 	if err != nil {
@@ -268,10 +297,37 @@ func runServe(ctx context.Context, o serveOptions, stderr io.Writer) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	reloader := reload.New(srv, reload.Config{UsersFile: o.usersFile, GroupsFile: o.groupsFile, Certs: certSrc, Logger: log})
+	op, err := operator.New(srv, operator.Config{
+		UsersFile:   o.usersFile,
+		BansFile:    bans.DefaultPath(o.usersFile),
+		InvitesFile: invites.DefaultPath(o.usersFile),
+		Reloader:    reloader,
+		Logger:      log,
+	})
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	srv.SetAccounts(op)
+	if signup == server.SignupOpen {
+		log.Warn("sign-up is open: anyone who can reach the server can make an account (limited to a few an hour per address)")
+	}
 	if !o.noWatch {
 		if err := reloader.Watch(ctx); err != nil {
 			log.Warn("user file changes will need SIGHUP", "err", err)
 		}
+		if err := op.Watch(ctx); err != nil {
+			log.Warn("bans file changes will need SIGHUP", "err", err)
+		}
+	}
+	if o.adminSocket != "off" {
+		as, err := admin.Listen(o.adminSocket, op, log)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("admin socket: %w", err)
+		}
+		defer as.Close()
+		log.Info("admin socket", "path", o.adminSocket)
 	}
 	if o.metrics != "" {
 		ep, err := metrics.Listen(o.metrics, srv, metrics.Options{Pprof: o.pprof})
@@ -299,7 +355,7 @@ func runServe(ctx context.Context, o serveOptions, stderr io.Writer) error {
 			return fmt.Errorf("serve: %w", err)
 		case sig := <-signals:
 			if sig == syscall.SIGHUP {
-				reloader.All()
+				op.Reload()
 				continue
 			}
 			log.Info("shutting down", "signal", sig.String(), "online", srv.Online())

@@ -198,6 +198,7 @@ type Server struct {
 	groups   groupTable
 	listed   atomic.Pointer[groups.Table]
 	bans     atomic.Pointer[BanList]
+	accounts atomic.Pointer[Accounts]
 	signups  signupLimiter
 	users    atomic.Pointer[users.Table]
 	stats    Stats
@@ -288,7 +289,7 @@ func (s *Server) features() protocol.Features {
 	if s.cfg.Groups != GroupsOff {
 		f.Groups, f.Members = s.cfg.MaxGroups, s.cfg.MaxMembers
 	}
-	if s.cfg.Accounts != nil {
+	if s.accountMaker() != nil {
 		switch s.cfg.Signup {
 		case SignupInvite:
 			f.Signup = protocol.SignupInvite
@@ -476,3 +477,14 @@ func (s *Server) LogLimited(level slog.Level, key, msg string, attrs ...any) {
 
 // GroupList returns the operator's listed groups.
 func (s *Server) GroupList() *groups.Table { return s.listed.Load() }
+
+// SetAccounts sets what makes accounts for sign-up, when it could not be
+// given in Config (it needs the server itself).
+func (s *Server) SetAccounts(a Accounts) { s.accounts.Store(&a) }
+
+func (s *Server) accountMaker() Accounts {
+	if p := s.accounts.Load(); p != nil {
+		return *p
+	}
+	return s.cfg.Accounts
+}

@@ -92,7 +92,8 @@ func (l *signupLimiter) allow(addr string, now time.Time, cfg *Config) bool {
 // attempts>. A successful one logs the new user in.
 func beforePut(l *login, q *protocol.Query) (*Session, bool) {
 	s := l.srv
-	if s.cfg.Signup == SignupOff || s.cfg.Accounts == nil {
+	accounts := s.accountMaker()
+	if s.cfg.Signup == SignupOff || accounts == nil {
 		l.refuse(reasonProtocol)
 		return nil, true
 	}
@@ -114,7 +115,7 @@ func beforePut(l *login, q *protocol.Query) (*Session, bool) {
 		if s.cfg.Signup == SignupOpen {
 			invite = ""
 		}
-		err := s.cfg.Accounts.Create(name, q.Password, invite)
+		err := accounts.Create(name, q.Password, invite)
 		switch {
 		case err == nil:
 			s.stats.Signups.Add(1)

@@ -160,6 +160,10 @@ func (t *Table) lookup(name string) *entry {
 	return t.byName[name]
 }
 
+// HasFold reports whether a user's name equals name ignoring case: a
+// new account may not take such a name.
+func (t *Table) HasFold(name string) bool { return t.findFold(name) != nil }
+
 // findFold returns the user whose name equals name ignoring case.
 func (t *Table) findFold(name string) *entry {
 	if t == nil {
