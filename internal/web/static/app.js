@@ -65,6 +65,13 @@ const fullFmt = new Intl.DateTimeFormat(undefined, { dateStyle: "full", timeStyl
 const BIDI = /[\u061C\u200E\u200F\u202A-\u202E\u2066-\u2069]/;
 const TOKENS = /([\u061C\u200E\u200F\u202A-\u202E\u2066-\u2069])|(https?:\/\/[^\s<>"]+)/g;
 
+// markControls is text for where no marks can be drawn (a preview, a
+// notification): the direction controls spelled out, so they cannot turn
+// the rest of the line around.
+function markControls(text) {
+  return text.replace(new RegExp(BIDI.source, "g"), (c) => `U+${c.codePointAt(0).toString(16).toUpperCase().padStart(4, "0")}`);
+}
+
 // richText returns the nodes of a message: text, marks for direction
 // controls, and links for http(s) addresses, all built as nodes.
 function richText(text) {
@@ -514,7 +521,7 @@ function notify(c, m) {
   if (!("Notification" in window) || Notification.permission !== "granted") return;
   const title = c.kind === "group" ? `${m.from} in ${c.name}` : m.from;
   try {
-    const n = new Notification(title, { body: m.text.slice(0, 200), tag: c.key });
+    const n = new Notification(title, { body: markControls(m.text).slice(0, 200), tag: c.key });
     n.onclick = () => {
       window.focus();
       openConversation(c.name);
@@ -592,7 +599,7 @@ function renderConvList() {
   const items = [];
   for (const c of sortedConvs()) {
     const lastMsg = c.lastMsg;
-    const preview = lastMsg ? `${lastMsg.out ? "You" : lastMsg.from}: ${lastMsg.text}` : c.kind === "group" ? (c.joined || c.wanted ? "Joined" : "Not joined") : "No messages yet";
+    const preview = lastMsg ? `${lastMsg.out ? "You" : lastMsg.from}: ${markControls(lastMsg.text)}` : c.kind === "group" ? (c.joined || c.wanted ? "Joined" : "Not joined") : "No messages yet";
     let state = "";
     if (c.kind === "direct") {
       const p = presenceOf(c.name);
