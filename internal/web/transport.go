@@ -42,9 +42,8 @@ type transport struct {
 	rest []byte // what is left of the current line; only Read touches it
 	rdl  deadline
 
-	wmu   sync.Mutex // guards wdl and serialises Write
-	wdl   time.Time
-	frame []byte
+	wmu sync.Mutex // guards wdl and serialises Write
+	wdl time.Time
 }
 
 func newTransport(c *websocket.Conn, cork *corkConn, remote net.Addr) *transport {
@@ -68,7 +67,7 @@ func (t *transport) readFrames() {
 			return
 		}
 		line := badLine
-		if typ == websocket.MessageText && bytes.IndexAny(data, "\r\n") < 0 {
+		if typ == websocket.MessageText && !bytes.ContainsAny(data, "\r\n") {
 			line = append(data, '\n')
 		}
 		select {
