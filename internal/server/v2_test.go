@@ -210,11 +210,11 @@ func TestWatchPresence(t *testing.T) {
 	alice.Expect("PRESENCE off bob nobody \r\n")
 	alice.Expect("FAIL WATCH dave <watch list full> \r\n")
 	alice.Expect("PRESENCE off bob \r\n") // watched already: the state again
-	bob := login(t, srv, "bob", "pw-bob")
+	login(t, srv, "bob", "pw-bob")
 	alice.Expect("PRESENCE on bob \r\n")
 	// bob replaced by a new login: no change. bob leaving and coming back
 	// within one round: no change either.
-	bob = login(t, srv, "bob", "pw-bob")
+	bob := login(t, srv, "bob", "pw-bob")
 	bob.Send("END \r\n")
 	bob.Expect("END <end accepted> \r\n")
 	login(t, srv, "bob", "pw-bob")
