@@ -1,14 +1,11 @@
 package groups
 
 import (
-	"errors"
 	"fmt"
-	"io/fs"
-	"os"
 	"slices"
 	"strings"
 
-	"github.com/messager/messager/internal/atomicfile"
+	"github.com/messager/messager/internal/linefile"
 )
 
 // Add lists users in group in the groups file at path, creating the file
@@ -26,15 +23,14 @@ func Add(path, group string, users ...string) error {
 		return err
 	}
 	everyone := slices.Contains(users, Everyone)
-	return edit(path, func(t *Table, lines []rawLine) ([]rawLine, error) {
+	return edit(path, func(t *Table, lines []linefile.Line) ([]linefile.Line, error) {
 		e := t.find(group)
 		if e == nil {
 			g := Group{Name: group, Users: slices.Sorted(slices.Values(users)), Everyone: everyone}
 			if everyone {
 				g.Users = nil
 			}
-			crlf := len(lines) > 0 && lines[0].crlf
-			return append(lines, rawLine{text: g.format(), crlf: crlf}), nil
+			return linefile.Append(lines, g.format()), nil
 		}
 		g := e.group.clone()
 		switch {
@@ -60,7 +56,7 @@ func Add(path, group string, users ...string) error {
 			g.Users = append(g.Users, users...)
 			slices.Sort(g.Users)
 		}
-		lines[e.line-1].text = g.format()
+		lines[e.line-1].Text = g.format()
 		return lines, nil
 	})
 }
@@ -78,7 +74,7 @@ func Remove(path, group string, users ...string) error {
 		return err
 	}
 	everyone := slices.Contains(users, Everyone)
-	return edit(path, func(t *Table, lines []rawLine) ([]rawLine, error) {
+	return edit(path, func(t *Table, lines []linefile.Line) ([]linefile.Line, error) {
 		e := t.find(group)
 		if e == nil {
 			return nil, fmt.Errorf("no group %q", group)
@@ -106,7 +102,7 @@ func Remove(path, group string, users ...string) error {
 			}
 			g.Users = slices.DeleteFunc(g.Users, func(u string) bool { return slices.Contains(users, u) })
 		}
-		lines[e.line-1].text = g.format()
+		lines[e.line-1].Text = g.format()
 		return lines, nil
 	})
 }
@@ -141,56 +137,19 @@ func findUserFold(users []string, u string) string {
 	return ""
 }
 
+// editor edits the groups file. A missing file is taken as empty, as
+// Load takes it.
+var editor = linefile.Editor[*Table]{Format: format, Parse: parse, MissingEmpty: true}
+
 // edit runs change on the parsed file at path and writes the result back
 // atomically, all under the file's lock, so that concurrent edits from any
 // number of processes apply one after the other and none is lost. Lines
 // that change leaves alone are written back exactly as they were; a line
-// it edits is written in the canonical form. A missing file is taken as
-// empty, as Load takes it.
-func edit(path string, change func(*Table, []rawLine) ([]rawLine, error)) error {
-	unlock, err := atomicfile.Lock(path)
-	if err != nil {
-		return fmt.Errorf("lock %s: %w", path, err)
-	}
-	defer unlock()
-
-	data, err := readFileLimited(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		data, err = nil, nil
-	}
-	if err != nil {
-		return err
-	}
-	t, lines, err := parse(data)
-	if err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	lines, err = change(t, lines)
-	if err != nil {
-		return err
-	}
-	var b strings.Builder
-	for _, l := range lines {
-		b.WriteString(l.text)
-		if l.crlf {
-			b.WriteByte('\r')
-		}
-		b.WriteByte('\n')
-	}
-	// A reader (the server reloading) sees the old file or the new one,
-	// never a part, and a crash leaves one or the other on disk.
-	return atomicfile.Write(path, []byte(b.String()), 0o600)
-}
-
-func readFileLimited(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	data, err := readLimited(f)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return data, nil
+// it edits is written in the canonical form.
+func edit(path string, change func(*Table, []linefile.Line) ([]linefile.Line, error)) error {
+	_, err := editor.Edit(path, func(t *Table, lines []linefile.Line) ([]linefile.Line, bool, error) {
+		lines, err := change(t, lines)
+		return lines, true, err
+	})
+	return err
 }

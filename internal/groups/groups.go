@@ -43,7 +43,6 @@
 package groups
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -53,6 +52,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/messager/messager/internal/linefile"
 	"github.com/messager/messager/internal/protocol"
 )
 
@@ -120,24 +120,15 @@ func Load(path string) (*Table, error) {
 // Parse reads a groups file from r, through a MaxFileSize limit, and
 // checks every line. Errors carry the line number ("line 3: ...").
 func Parse(r io.Reader) (*Table, error) {
-	data, err := readLimited(r)
+	data, err := format.Read(r)
 	if err != nil {
 		return nil, err
 	}
-	t, _, err := parse(data)
-	return t, err
+	return parse(linefile.Split(data))
 }
 
-func readLimited(r io.Reader) ([]byte, error) {
-	data, err := io.ReadAll(io.LimitReader(r, MaxFileSize+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(data) > MaxFileSize {
-		return nil, fmt.Errorf("groups file is larger than %d MiB", MaxFileSize>>20)
-	}
-	return data, nil
-}
+// format is how the groups file is read.
+var format = linefile.Format{Name: "groups file", MaxSize: MaxFileSize}
 
 // Len returns the number of listed groups.
 func (t *Table) Len() int {
@@ -205,76 +196,41 @@ func (g Group) clone() Group {
 	return g
 }
 
-// rawLine is one line of the file as written, without its terminator.
-type rawLine struct {
-	text string // without "\n" and without a "\r" before it
-	crlf bool   // the line ended in "\r\n"
-}
-
-// splitLines cuts data into lines. A final line without "\n" counts; an
-// empty remainder after the last "\n" does not.
-func splitLines(data []byte) []rawLine {
-	var lines []rawLine
-	for len(data) > 0 {
-		var l []byte
-		if i := bytes.IndexByte(data, '\n'); i >= 0 {
-			l, data = data[:i], data[i+1:]
-		} else {
-			l, data = data, nil
-		}
-		crlf := false
-		if n := len(l); n > 0 && l[n-1] == '\r' {
-			l, crlf = l[:n-1], true
-		}
-		lines = append(lines, rawLine{text: string(l), crlf: crlf})
-	}
-	return lines
-}
-
-const utf8BOM = "\ufeff"
-
-// parse checks data and returns the table and the raw lines, which the
-// editing functions rewrite.
-func parse(data []byte) (*Table, []rawLine, error) {
-	// Editors on Windows write one; it is not part of the first name.
-	data = bytes.TrimPrefix(data, []byte(utf8BOM))
-	lines := splitLines(data)
+// parse checks the lines of a groups file and returns their table.
+func parse(lines []linefile.Line) (*Table, error) {
 	t := &Table{byKey: make(map[string]*entry)}
-	for i, l := range lines {
-		n := i + 1
-		g, err := parseLine(l.text)
-		if err != nil {
-			return nil, nil, fmt.Errorf("line %d: %w", n, err)
-		}
-		if g == nil {
-			continue
+	err := linefile.Each(lines, func(n int, text string) error {
+		g, err := parseLine(text)
+		if err != nil || g == nil {
+			return err
 		}
 		key := protocol.GroupKey(g.Name)
 		if prev := t.byKey[key]; prev != nil {
 			if prev.group.Name == g.Name {
-				return nil, nil, fmt.Errorf("line %d: group %q is listed twice (first on line %d)", n, g.Name, prev.line)
+				return fmt.Errorf("group %q is listed twice (first on line %d)", g.Name, prev.line)
 			}
-			return nil, nil, fmt.Errorf("line %d: group %q differs only by case from %q on line %d (group names are compared ignoring case)", n, g.Name, prev.group.Name, prev.line)
+			return fmt.Errorf("group %q differs only by case from %q on line %d (group names are compared ignoring case)", g.Name, prev.group.Name, prev.line)
 		}
 		t.byKey[key] = &entry{group: *g, line: n}
 		t.keys = append(t.keys, key)
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	slices.Sort(t.keys)
-	return t, lines, nil
+	return t, nil
 }
 
 // parseLine parses one line; a nil group and nil error mean a blank line.
 func parseLine(s string) (*Group, error) {
-	if strings.Trim(s, " \t") == "" {
+	if linefile.Trim(s) == "" {
 		return nil, nil
 	}
-	fields := strings.Split(s, ",")
-	for i := range fields {
-		fields[i] = strings.Trim(fields[i], " \t")
-	}
+	fields := linefile.Fields(s, -1)
 	name, entries := fields[0], fields[1:]
 	if isHeader(name) {
-		return nil, fmt.Errorf("%s is a header, not a group (remove the header line: %s has no header)", snippet(strings.Trim(s, " \t")), FileName)
+		return nil, fmt.Errorf("%s is a header, not a group (remove the header line: %s has no header)", snippet(linefile.Trim(s)), FileName)
 	}
 	if err := checkGroupName(name); err != nil {
 		return nil, err
