@@ -57,7 +57,6 @@
 package bans
 
 import (
-	"bytes"
 	"cmp"
 	"errors"
 	"fmt"
@@ -72,6 +71,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/messager/messager/internal/linefile"
 	"github.com/messager/messager/internal/protocol"
 )
 
@@ -168,24 +168,15 @@ func Load(path string) (*Table, error) {
 // Parse reads a bans file from r, through a MaxFileSize limit, and checks
 // every line. Errors carry the line number ("line 3: ...").
 func Parse(r io.Reader) (*Table, error) {
-	data, err := readLimited(r)
+	data, err := format.Read(r)
 	if err != nil {
 		return nil, err
 	}
-	t, _, err := parse(data)
-	return t, err
+	return parse(linefile.Split(data))
 }
 
-func readLimited(r io.Reader) ([]byte, error) {
-	data, err := io.ReadAll(io.LimitReader(r, MaxFileSize+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(data) > MaxFileSize {
-		return nil, fmt.Errorf("bans file is larger than %d MiB", MaxFileSize>>20)
-	}
-	return data, nil
-}
+// format is how the bans file is read.
+var format = linefile.Format{Name: "bans file", MaxSize: MaxFileSize}
 
 // Len returns the number of bans in the table, expired ones included.
 func (t *Table) Len() int {
@@ -407,54 +398,18 @@ func (b Ban) format() string {
 	return b.Target + "," + formatTime(b.Created) + "," + until + "," + b.Reason
 }
 
-// rawLine is one line of the file as written, without its terminator.
-type rawLine struct {
-	text string // without "\n" and without a "\r" before it
-	crlf bool   // the line ended in "\r\n"
-}
-
-// splitLines cuts data into lines. A final line without "\n" counts; an
-// empty remainder after the last "\n" does not.
-func splitLines(data []byte) []rawLine {
-	var lines []rawLine
-	for len(data) > 0 {
-		var l []byte
-		if i := bytes.IndexByte(data, '\n'); i >= 0 {
-			l, data = data[:i], data[i+1:]
-		} else {
-			l, data = data, nil
-		}
-		crlf := false
-		if n := len(l); n > 0 && l[n-1] == '\r' {
-			l, crlf = l[:n-1], true
-		}
-		lines = append(lines, rawLine{text: string(l), crlf: crlf})
-	}
-	return lines
-}
-
-const utf8BOM = "\ufeff"
-
-// parse checks data and returns the table and the raw lines, which the
-// editing functions rewrite.
-func parse(data []byte) (*Table, []rawLine, error) {
-	// Editors on Windows write one; it is not part of the first target.
-	data = bytes.TrimPrefix(data, []byte(utf8BOM))
-	lines := splitLines(data)
+// parse checks the lines of a bans file and returns their table.
+func parse(lines []linefile.Line) (*Table, error) {
 	t := &Table{users: make(map[string]*entry), addrs: make(map[netip.Prefix]*entry)}
-	for i, l := range lines {
-		n := i + 1
-		b, err := parseLine(l.text)
-		if err != nil {
-			return nil, nil, fmt.Errorf("line %d: %w", n, err)
-		}
-		if b == nil {
-			continue
+	err := linefile.Each(lines, func(n int, text string) error {
+		b, err := parseLine(text)
+		if err != nil || b == nil {
+			return err
 		}
 		if prev := t.find(*b); prev != nil {
 			// Both are named in canonical form, which shows why
 			// "203.0.113.7/32" and "::ffff:203.0.113.7" are one target.
-			return nil, nil, fmt.Errorf("line %d: %q is banned twice (first on line %d)", n, b.Target, prev.line)
+			return fmt.Errorf("%q is banned twice (first on line %d)", b.Target, prev.line)
 		}
 		e := &entry{ban: *b, line: n}
 		if b.User {
@@ -463,9 +418,13 @@ func parse(data []byte) (*Table, []rawLine, error) {
 			t.addrs[b.Prefix] = e
 		}
 		t.sorted = append(t.sorted, e)
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	t.index()
-	return t, lines, nil
+	return t, nil
 }
 
 // index sorts the entries and lists the prefix lengths in use.
@@ -510,14 +469,11 @@ var headerColumns = []string{"created", "since", "date", "time", "start", "from"
 // parseLine parses one line; a nil ban and nil error mean a blank line or
 // a comment.
 func parseLine(s string) (*Ban, error) {
-	trimmed := strings.Trim(s, " \t")
+	trimmed := linefile.Trim(s)
 	if trimmed == "" || trimmed[0] == '#' {
 		return nil, nil
 	}
-	fields := strings.SplitN(s, ",", 4)
-	for i := range fields {
-		fields[i] = strings.Trim(fields[i], " \t")
-	}
+	fields := linefile.Fields(s, 4)
 	if len(fields) >= 2 && slices.ContainsFunc(headerColumns, func(w string) bool { return strings.EqualFold(fields[1], w) }) {
 		return nil, fmt.Errorf("%s is a header, not a ban (remove the header line: %s has no header)", snippet(trimmed), FileName)
 	}

@@ -1,15 +1,12 @@
 package bans
 
 import (
-	"errors"
 	"fmt"
-	"io/fs"
-	"os"
 	"slices"
 	"strings"
 	"time"
 
-	"github.com/messager/messager/internal/atomicfile"
+	"github.com/messager/messager/internal/linefile"
 )
 
 // KeepExpired is how long Add keeps a ban in the file after it expired:
@@ -38,28 +35,19 @@ func Add(path string, b Ban) error {
 	if err != nil {
 		return err
 	}
-	return edit(path, func(t *Table, lines []rawLine) ([]rawLine, bool, error) {
+	return edit(path, func(t *Table, lines []linefile.Line) ([]linefile.Line, bool, error) {
 		cutoff := b.Created.Add(-KeepExpired)
-		drop := make(map[int]bool) // 0-based line indexes
 		for _, e := range t.sorted {
 			if !e.ban.Until.IsZero() && e.ban.Until.Before(cutoff) {
-				drop[e.line-1] = true
+				lines[e.line-1].Drop = true
 			}
 		}
 		if e := t.find(b); e != nil {
-			lines[e.line-1].text = b.format()
-			delete(drop, e.line-1)
+			lines[e.line-1] = linefile.Line{Text: b.format(), CRLF: lines[e.line-1].CRLF}
 		} else {
-			crlf := len(lines) > 0 && lines[0].crlf
-			lines = append(lines, rawLine{text: b.format(), crlf: crlf})
+			lines = linefile.Append(lines, b.format())
 		}
-		kept := lines[:0]
-		for i, l := range lines {
-			if !drop[i] {
-				kept = append(kept, l)
-			}
-		}
-		return kept, true, nil
+		return lines, true, nil
 	})
 }
 
@@ -107,7 +95,7 @@ func Remove(path, target string) (bool, error) {
 		return false, err
 	}
 	removed := false
-	err = edit(path, func(t *Table, lines []rawLine) ([]rawLine, bool, error) {
+	err = edit(path, func(t *Table, lines []linefile.Line) ([]linefile.Line, bool, error) {
 		e := t.find(want)
 		if e == nil {
 			return nil, false, nil
@@ -121,55 +109,15 @@ func Remove(path, target string) (bool, error) {
 	return removed, nil
 }
 
+// editor edits the bans file. A missing file is taken as empty, as Load
+// takes it; an edit with nothing to change does not create it.
+var editor = linefile.Editor[*Table]{Format: format, Parse: parse, MissingEmpty: true}
+
 // edit runs change on the parsed file at path and, if it reports a
 // change, writes the result back atomically, all under the file's lock,
 // so that concurrent edits from any number of processes apply one after
-// the other and none is lost. A missing file is taken as empty, as Load
-// takes it.
-func edit(path string, change func(*Table, []rawLine) ([]rawLine, bool, error)) error {
-	unlock, err := atomicfile.Lock(path)
-	if err != nil {
-		return fmt.Errorf("lock %s: %w", path, err)
-	}
-	defer unlock()
-
-	data, err := readFileLimited(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		data, err = nil, nil
-	}
-	if err != nil {
-		return err
-	}
-	t, lines, err := parse(data)
-	if err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	lines, changed, err := change(t, lines)
-	if err != nil || !changed {
-		return err
-	}
-	var b strings.Builder
-	for _, l := range lines {
-		b.WriteString(l.text)
-		if l.crlf {
-			b.WriteByte('\r')
-		}
-		b.WriteByte('\n')
-	}
-	// A reader (the server reloading) sees the old file or the new one,
-	// never a part, and a crash leaves one or the other on disk.
-	return atomicfile.Write(path, []byte(b.String()), 0o600)
-}
-
-func readFileLimited(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	data, err := readLimited(f)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return data, nil
+// the other and none is lost.
+func edit(path string, change func(*Table, []linefile.Line) ([]linefile.Line, bool, error)) error {
+	_, err := editor.Edit(path, change)
+	return err
 }
