@@ -5,6 +5,8 @@ import (
 	"io"
 	"strings"
 	"testing"
+
+	"github.com/messager/messager/internal/linefile"
 )
 
 // FuzzParse checks that the file parser never panics, that every error
@@ -58,7 +60,7 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 		out := tab.appendCSV(nil)
-		back, _, err := parse(out)
+		back, err := parse(linefile.Split(out))
 		if err != nil {
 			t.Fatalf("re-parse of %q: %v", out, err)
 		}

@@ -46,7 +46,6 @@
 package invites
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -57,6 +56,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/messager/messager/internal/linefile"
 )
 
 // FileName is the name of the invites file, kept beside the user file.
@@ -127,82 +128,40 @@ type entry struct {
 	line int    // 1-based line number in the file it came from
 }
 
-func readLimited(r io.Reader) ([]byte, error) {
-	data, err := io.ReadAll(io.LimitReader(r, MaxFileSize+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(data) > MaxFileSize {
-		return nil, fmt.Errorf("invites file is larger than %d MiB", MaxFileSize>>20)
-	}
-	return data, nil
-}
+// format is how the invites file is read.
+var format = linefile.Format{Name: "invites file", MaxSize: MaxFileSize}
 
 // parseReader reads and parses an invites file from r.
 func parseReader(r io.Reader) (*table, error) {
-	data, err := readLimited(r)
+	data, err := format.Read(r)
 	if err != nil {
 		return nil, err
 	}
-	t, _, err := parse(data)
-	return t, err
+	return parse(linefile.Split(data))
 }
 
-// rawLine is one line of the file as written, without its terminator.
-type rawLine struct {
-	text string // without "\n" and without a "\r" before it
-	crlf bool   // the line ended in "\r\n"
-	drop bool   // an edit removes the line
-}
-
-// splitLines cuts data into lines. A final line without "\n" counts; an
-// empty remainder after the last "\n" does not.
-func splitLines(data []byte) []rawLine {
-	var lines []rawLine
-	for len(data) > 0 {
-		var l []byte
-		if i := bytes.IndexByte(data, '\n'); i >= 0 {
-			l, data = data[:i], data[i+1:]
-		} else {
-			l, data = data, nil
-		}
-		crlf := false
-		if n := len(l); n > 0 && l[n-1] == '\r' {
-			l, crlf = l[:n-1], true
-		}
-		lines = append(lines, rawLine{text: string(l), crlf: crlf})
-	}
-	return lines
-}
-
-const utf8BOM = "\ufeff"
-
-// parse checks data and returns the table and the raw lines, which the
-// store's edits rewrite.
-func parse(data []byte) (*table, []rawLine, error) {
-	// Editors on Windows write one; it is not part of the first ID.
-	data = bytes.TrimPrefix(data, []byte(utf8BOM))
-	lines := splitLines(data)
+// parse checks the lines of an invites file and returns their table.
+func parse(lines []linefile.Line) (*table, error) {
 	t := &table{byID: make(map[string]*entry), byHash: make(map[string]*entry)}
-	for i, l := range lines {
-		n := i + 1
-		e, err := parseLine(l.text)
-		if err != nil {
-			return nil, nil, fmt.Errorf("line %d: %w", n, err)
-		}
-		if e == nil {
-			continue
+	err := linefile.Each(lines, func(n int, text string) error {
+		e, err := parseLine(text)
+		if err != nil || e == nil {
+			return err
 		}
 		e.line = n
 		if prev := t.byID[e.inv.ID]; prev != nil {
-			return nil, nil, fmt.Errorf("line %d: invite %s is listed twice (first on line %d)", n, e.inv.ID, prev.line)
+			return fmt.Errorf("invite %s is listed twice (first on line %d)", e.inv.ID, prev.line)
 		}
 		if prev := t.byHash[e.hash]; prev != nil {
-			return nil, nil, fmt.Errorf("line %d: invite %s has the same token hash as invite %s on line %d", n, e.inv.ID, prev.inv.ID, prev.line)
+			return fmt.Errorf("invite %s has the same token hash as invite %s on line %d", e.inv.ID, prev.inv.ID, prev.line)
 		}
 		t.byID[e.inv.ID] = e
 		t.byHash[e.hash] = e
 		t.sorted = append(t.sorted, e)
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	slices.SortFunc(t.sorted, func(x, y *entry) int {
 		if c := x.inv.Created.Compare(y.inv.Created); c != 0 {
@@ -210,7 +169,7 @@ func parse(data []byte) (*table, []rawLine, error) {
 		}
 		return strings.Compare(x.inv.ID, y.inv.ID)
 	})
-	return t, lines, nil
+	return t, nil
 }
 
 // Words of a header line's first field, as spreadsheets and other tools
@@ -220,14 +179,11 @@ var headerNames = []string{"id", "invite", "invites", "code", "token"}
 // parseLine parses one line; a nil entry and nil error mean a blank line
 // or a comment.
 func parseLine(s string) (*entry, error) {
-	trimmed := strings.Trim(s, " \t")
+	trimmed := linefile.Trim(s)
 	if trimmed == "" || trimmed[0] == '#' {
 		return nil, nil
 	}
-	fields := strings.Split(s, ",")
-	for i := range fields {
-		fields[i] = strings.Trim(fields[i], " \t")
-	}
+	fields := linefile.Fields(s, -1)
 	if slices.ContainsFunc(headerNames, func(w string) bool { return strings.EqualFold(fields[0], w) }) {
 		return nil, fmt.Errorf("%s is a header, not an invite (remove the header line: %s has no header)", snippet(trimmed), FileName)
 	}

@@ -7,12 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
-	"strings"
 	"sync"
 	"time"
 
-	"github.com/messager/messager/internal/atomicfile"
+	"github.com/messager/messager/internal/linefile"
 	"github.com/messager/messager/internal/protocol"
 )
 
@@ -50,7 +48,7 @@ func Open(path string, now func() time.Time) (*Store, error) {
 func (s *Store) Reload() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	t, _, err := s.read()
+	t, err := s.read()
 	if err != nil {
 		return err
 	}
@@ -60,32 +58,19 @@ func (s *Store) Reload() error {
 
 // read reads and parses the file. Edits replace the file atomically, so
 // a read without the lock sees one version or the next, never a part.
-func (s *Store) read() (*table, []rawLine, error) {
-	data, err := s.readFile()
-	if err != nil {
-		return nil, nil, err
-	}
-	t, lines, err := parse(data)
-	if err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", s.path, err)
-	}
-	return t, lines, nil
-}
-
-func (s *Store) readFile() ([]byte, error) {
-	f, err := os.Open(s.path)
+func (s *Store) read() (*table, error) {
+	data, err := format.ReadFile(s.path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
+		data, err = nil, nil
 	}
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	data, err := readLimited(f)
+	t, err := parse(linefile.Split(data))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", s.path, err)
 	}
-	return data, nil
+	return t, nil
 }
 
 // List returns the invites that can still be used, oldest first, as the
@@ -123,7 +108,7 @@ func (s *Store) Create(uses int, ttl time.Duration) (token string, inv Invite, e
 	defer s.mu.Unlock()
 	now := s.now().UTC()
 	inv = Invite{Uses: uses, Created: now.Truncate(time.Second), Expires: ceilSecond(now.Add(ttl))}
-	err = s.edit(now, func(t *table, lines []rawLine) ([]rawLine, error) {
+	err = s.edit(now, func(t *table, lines []linefile.Line) ([]linefile.Line, error) {
 		// 32 bits make a clash rare among an operator's invites, not
 		// impossible; draw again until the ID is free.
 		for {
@@ -139,8 +124,7 @@ func (s *Store) Create(uses int, ttl time.Duration) (token string, inv Invite, e
 			return nil, errors.New("create invite: the new token's hash is in the file already")
 		}
 		e := &entry{inv: inv, hash: hash}
-		crlf := len(lines) > 0 && lines[0].crlf
-		return append(lines, rawLine{text: e.format(), crlf: crlf}), nil
+		return linefile.Append(lines, e.format()), nil
 	})
 	if err != nil {
 		return "", Invite{}, err
@@ -162,12 +146,12 @@ func ceilSecond(t time.Time) time.Time {
 func (s *Store) Remove(id string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.edit(s.now(), func(t *table, lines []rawLine) ([]rawLine, error) {
+	return s.edit(s.now(), func(t *table, lines []linefile.Line) ([]linefile.Line, error) {
 		e := t.byID[id]
 		if e == nil {
 			return nil, errUnknownID(id)
 		}
-		lines[e.line-1].drop = true
+		lines[e.line-1].Drop = true
 		return lines, nil
 	})
 }
@@ -203,7 +187,7 @@ func (s *Store) Use(token string) (Invite, error) {
 	defer s.mu.Unlock()
 	now := s.now()
 	var inv Invite
-	err := s.edit(now, func(t *table, lines []rawLine) ([]rawLine, error) {
+	err := s.edit(now, func(t *table, lines []linefile.Line) ([]linefile.Line, error) {
 		e := t.byHash[hash]
 		if e == nil || !e.inv.Valid(now) {
 			return nil, ErrUnknown
@@ -212,9 +196,9 @@ func (s *Store) Use(token string) (Invite, error) {
 		inv.Uses--
 		l := &lines[e.line-1]
 		if inv.Uses == 0 {
-			l.drop = true
+			l.Drop = true
 		} else {
-			l.text = (&entry{inv: inv, hash: e.hash}).format()
+			l.Text = (&entry{inv: inv, hash: e.hash}).format()
 		}
 		return lines, nil
 	})
@@ -224,6 +208,11 @@ func (s *Store) Use(token string) (Invite, error) {
 	return inv, nil
 }
 
+// editor edits the invites file. A missing file holds no invites, and
+// every edit is parsed again before it is written: a line the parser
+// refuses is a bug, caught before it reaches the disk.
+var editor = linefile.Editor[*table]{Format: format, Parse: parse, MissingEmpty: true, Check: true}
+
 // edit reads the file under its lock, runs change on it and writes the
 // result back atomically, so that changes from any number of stores and
 // processes apply one after the other and none is lost. It also drops the
@@ -231,48 +220,17 @@ func (s *Store) Use(token string) (Invite, error) {
 // Lines that change leaves alone are written back exactly as they were,
 // comments included. When change fails nothing is written. On success the
 // store takes the file it wrote as its new reading. The caller holds s.mu.
-func (s *Store) edit(now time.Time, change func(*table, []rawLine) ([]rawLine, error)) error {
-	unlock, err := atomicfile.Lock(s.path)
-	if err != nil {
-		return fmt.Errorf("lock %s: %w", s.path, err)
-	}
-	defer unlock()
-
-	t, lines, err := s.read()
-	if err != nil {
-		return err
-	}
-	for _, e := range t.sorted {
-		if !now.Before(e.inv.Expires) {
-			lines[e.line-1].drop = true
+func (s *Store) edit(now time.Time, change func(*table, []linefile.Line) ([]linefile.Line, error)) error {
+	written, err := editor.Edit(s.path, func(t *table, lines []linefile.Line) ([]linefile.Line, bool, error) {
+		for _, e := range t.sorted {
+			if !now.Before(e.inv.Expires) {
+				lines[e.line-1].Drop = true
+			}
 		}
-	}
-	lines, err = change(t, lines)
+		lines, err := change(t, lines)
+		return lines, true, err
+	})
 	if err != nil {
-		return err
-	}
-	var b strings.Builder
-	for _, l := range lines {
-		if l.drop {
-			continue
-		}
-		b.WriteString(l.text)
-		if l.crlf {
-			b.WriteByte('\r')
-		}
-		b.WriteByte('\n')
-	}
-	data := []byte(b.String())
-	written, _, err := parse(data)
-	if err != nil {
-		// change wrote a line the parser refuses: a bug, caught before
-		// it reaches the disk.
-		return fmt.Errorf("%s: edit would write a bad file: %w", s.path, err)
-	}
-	// A reader (the server reloading, or a sign-up in another process)
-	// sees the old file or the new one, never a part, and a crash leaves
-	// one or the other on disk.
-	if err := atomicfile.Write(s.path, data, 0o600); err != nil {
 		return err
 	}
 	s.tab = written
