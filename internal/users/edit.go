@@ -1,14 +1,10 @@
 package users
 
 import (
-	"errors"
 	"fmt"
-	"io/fs"
-	"os"
 	"path/filepath"
-	"strings"
 
-	"github.com/messager/messager/internal/atomicfile"
+	"github.com/messager/messager/internal/linefile"
 	"github.com/messager/messager/internal/protocol"
 )
 
@@ -23,21 +19,20 @@ func Add(path, name string, password []byte) error {
 	if err != nil {
 		return err
 	}
-	return edit(path, true, func(t *Table, lines []rawLine) ([]rawLine, error) {
+	return edit(path, true, func(t *Table, lines []linefile.Line) ([]linefile.Line, error) {
 		if e := t.findFold(name); e != nil {
 			if e.name == name {
 				return nil, fmt.Errorf("user %q already exists: %w", name, ErrNameTaken)
 			}
 			return nil, fmt.Errorf("user %q already exists as %q (names are unique ignoring case): %w", name, e.name, ErrNameTaken)
 		}
-		crlf := len(lines) > 0 && lines[0].crlf
-		return append(lines, rawLine{text: name + "," + hash, crlf: crlf}), nil
+		return linefile.Append(lines, name+","+hash), nil
 	})
 }
 
 // Delete removes user name, matched exactly, from the user file at path.
 func Delete(path, name string) error {
-	return edit(path, false, func(t *Table, lines []rawLine) ([]rawLine, error) {
+	return edit(path, false, func(t *Table, lines []linefile.Line) ([]linefile.Line, error) {
 		e, err := find(t, name)
 		if err != nil {
 			return nil, err
@@ -53,12 +48,12 @@ func SetPassword(path, name string, password []byte) error {
 	if err != nil {
 		return err
 	}
-	return edit(path, false, func(t *Table, lines []rawLine) ([]rawLine, error) {
+	return edit(path, false, func(t *Table, lines []linefile.Line) ([]linefile.Line, error) {
 		e, err := find(t, name)
 		if err != nil {
 			return nil, err
 		}
-		lines[e.line-1].text = e.name + "," + hash
+		lines[e.line-1].Text = e.name + "," + hash
 		return lines, nil
 	})
 }
@@ -96,61 +91,24 @@ func find(t *Table, name string) (*entry, error) {
 	return nil, fmt.Errorf("no user %q", name)
 }
 
+// editor edits the user file.
+var editor = linefile.Editor[*Table]{Format: format, Parse: parse}
+
 // edit runs change on the parsed file at path and writes the result back
 // atomically, all under the file's lock, so that concurrent edits from any
 // number of processes apply one after the other and none is lost. Lines
 // that change leaves alone are written back exactly as they were, comments
 // included. With create, a missing file is taken as empty.
-func edit(path string, create bool, change func(*Table, []rawLine) ([]rawLine, error)) error {
-	// Edit the file a symbolic link points to, rather than replacing
-	// the link with a regular file.
+func edit(path string, create bool, change func(*Table, []linefile.Line) ([]linefile.Line, error)) error {
+	// Errors name the file a symbolic link points to, the one edited.
 	if real, err := filepath.EvalSymlinks(path); err == nil {
 		path = real
 	}
-	dir, base := filepath.Split(path)
-	unlock, err := lockFile(filepath.Join(dir, "."+base+".lock"))
-	if err != nil {
-		return fmt.Errorf("lock %s: %w", path, err)
-	}
-	defer unlock()
-
-	data, err := readFileLimited(path)
-	if errors.Is(err, fs.ErrNotExist) && create {
-		data, err = nil, nil
-	}
-	if err != nil {
-		return err
-	}
-	t, lines, err := parse(data)
-	if err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	lines, err = change(t, lines)
-	if err != nil {
-		return err
-	}
-	var b strings.Builder
-	for _, l := range lines {
-		b.WriteString(l.text)
-		if l.crlf {
-			b.WriteByte('\r')
-		}
-		b.WriteByte('\n')
-	}
-	// A reader (the server reloading) sees the old file or the new one,
-	// never a part, and a crash leaves one or the other on disk.
-	return atomicfile.Write(path, []byte(b.String()), 0o600)
-}
-
-func readFileLimited(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	data, err := readLimited(f)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return data, nil
+	e := editor
+	e.MissingEmpty = create
+	_, err := e.Edit(path, func(t *Table, lines []linefile.Line) ([]linefile.Line, bool, error) {
+		lines, err := change(t, lines)
+		return lines, true, err
+	})
+	return err
 }

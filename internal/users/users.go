@@ -31,7 +31,6 @@
 package users
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -40,6 +39,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/messager/messager/internal/linefile"
 	"github.com/messager/messager/internal/protocol"
 )
 
@@ -98,24 +98,15 @@ func EnsureFile(path string) (created bool, err error) {
 // Parse reads a user file from r, through a MaxFileSize limit, and checks
 // every line. Errors carry the line number ("line 7: ...").
 func Parse(r io.Reader) (*Table, error) {
-	data, err := readLimited(r)
+	data, err := format.Read(r)
 	if err != nil {
 		return nil, err
 	}
-	t, _, err := parse(data)
-	return t, err
+	return parse(linefile.Split(data))
 }
 
-func readLimited(r io.Reader) ([]byte, error) {
-	data, err := io.ReadAll(io.LimitReader(r, MaxFileSize+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(data) > MaxFileSize {
-		return nil, fmt.Errorf("user file is larger than %d MiB", MaxFileSize>>20)
-	}
-	return data, nil
-}
+// format is how the user file is read.
+var format = linefile.Format{Name: "user file", MaxSize: MaxFileSize}
 
 // Len returns the number of users.
 func (t *Table) Len() int {
@@ -180,67 +171,37 @@ func (t *Table) findFold(name string) *entry {
 	return nil
 }
 
-// rawLine is one line of the file as written, without its terminator.
-type rawLine struct {
-	text string // without "\n" and without a "\r" before it
-	crlf bool   // the line ended in "\r\n"
-}
-
-// splitLines cuts data into lines. A final line without "\n" counts; an
-// empty remainder after the last "\n" does not.
-func splitLines(data []byte) []rawLine {
-	var lines []rawLine
-	for len(data) > 0 {
-		var l []byte
-		if i := bytes.IndexByte(data, '\n'); i >= 0 {
-			l, data = data[:i], data[i+1:]
-		} else {
-			l, data = data, nil
-		}
-		crlf := false
-		if n := len(l); n > 0 && l[n-1] == '\r' {
-			l, crlf = l[:n-1], true
-		}
-		lines = append(lines, rawLine{text: string(l), crlf: crlf})
-	}
-	return lines
-}
-
-// parse checks data and returns the table and the raw lines, which the
-// editing functions rewrite.
-func parse(data []byte) (*Table, []rawLine, error) {
-	// Editors on Windows write one; it is not part of the first name.
-	data = bytes.TrimPrefix(data, []byte(utf8BOM))
-	lines := splitLines(data)
+// parse checks the lines of a user file and returns their table.
+func parse(lines []linefile.Line) (*Table, error) {
 	t := &Table{byName: make(map[string]*entry)}
 	folded := make(map[string]*entry)
-	for i, l := range lines {
-		n := i + 1
-		e, err := parseLine(l.text)
-		if err != nil {
-			return nil, nil, fmt.Errorf("line %d: %w", n, err)
-		}
-		if e == nil {
-			continue
+	err := linefile.Each(lines, func(n int, text string) error {
+		e, err := parseLine(text)
+		if err != nil || e == nil {
+			return err
 		}
 		if isHeader(e) {
-			return nil, nil, fmt.Errorf("line %d: %q is a header, not a user (remove the header line: user.csv has no header)", n, e.name+","+e.cred.encoded)
+			return fmt.Errorf("%q is a header, not a user (remove the header line: user.csv has no header)", e.name+","+e.cred.encoded)
 		}
 		e.line = n
 		key := strings.ToLower(e.name)
 		if prev := folded[key]; prev != nil {
 			if prev.name == e.name {
-				return nil, nil, fmt.Errorf("line %d: duplicate user %q (first on line %d)", n, e.name, prev.line)
+				return fmt.Errorf("duplicate user %q (first on line %d)", e.name, prev.line)
 			}
-			return nil, nil, fmt.Errorf("line %d: user %q differs only by case from %q on line %d", n, e.name, prev.name, prev.line)
+			return fmt.Errorf("user %q differs only by case from %q on line %d", e.name, prev.name, prev.line)
 		}
 		folded[key] = e
 		t.byName[e.name] = e
 		t.names = append(t.names, e.name)
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	slices.Sort(t.names)
 	t.dummy = commonParams(t.byName)
-	return t, lines, nil
+	return t, nil
 }
 
 // parseLine parses one line; a nil entry and nil error mean the line holds
@@ -257,7 +218,7 @@ var ErrNameTaken = errors.New("name already taken")
 func Reserved(name string) bool { return strings.EqualFold(name, protocol.NoticeSender) }
 
 func parseLine(s string) (*entry, error) {
-	s = strings.Trim(s, " \t")
+	s = linefile.Trim(s)
 	if s == "" || s[0] == '#' {
 		return nil, nil
 	}
@@ -265,8 +226,8 @@ func parseLine(s string) (*entry, error) {
 	if !ok {
 		return nil, fmt.Errorf("want \"name,hash\", found no comma in %s", snippet(s))
 	}
-	name = strings.Trim(name, " \t")
-	cred = strings.Trim(cred, " \t")
+	name = linefile.Trim(name)
+	cred = linefile.Trim(cred)
 	if !protocol.ValidNameString(name) {
 		return nil, fmt.Errorf("invalid user name %s (want 1 to %d of A-Z a-z 0-9 _ . -)", snippet(name), protocol.MaxNameLen)
 	}
@@ -285,8 +246,6 @@ func parseLine(s string) (*entry, error) {
 	}
 	return &entry{name: name, cred: c}, nil
 }
-
-const utf8BOM = "\ufeff"
 
 // Words of a header line, as spreadsheets and other tools write them.
 var (
