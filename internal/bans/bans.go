@@ -61,9 +61,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -149,34 +147,25 @@ func DefaultPath(usersFile string) string {
 // Load reads and parses the bans file at path. A file that does not exist
 // is an empty table, not an error. Errors name the file and, for a
 // malformed file, the line.
-func Load(path string) (*Table, error) {
-	f, err := os.Open(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return Empty(), nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	t, err := Parse(f)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return t, nil
-}
+func Load(path string) (*Table, error) { return file.Load(path) }
 
 // Parse reads a bans file from r, through a MaxFileSize limit, and checks
 // every line. Errors carry the line number ("line 3: ...").
 func Parse(r io.Reader) (*Table, error) {
-	data, err := format.Read(r)
+	data, err := file.Read(r)
 	if err != nil {
 		return nil, err
 	}
 	return parse(linefile.Split(data))
 }
 
-// format is how the bans file is read.
-var format = linefile.Format{Name: "bans file", MaxSize: MaxFileSize}
+// file is how the bans file is read and edited. A missing file is an
+// empty table, not an error.
+var file = linefile.File[*Table]{
+	Format:       linefile.Format{Name: "bans file", MaxSize: MaxFileSize},
+	Parse:        parse,
+	MissingEmpty: true,
+}
 
 // Len returns the number of bans in the table, expired ones included.
 func (t *Table) Len() int {

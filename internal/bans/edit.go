@@ -109,15 +109,12 @@ func Remove(path, target string) (bool, error) {
 	return removed, nil
 }
 
-// editor edits the bans file. A missing file is taken as empty, as Load
-// takes it; an edit with nothing to change does not create it.
-var editor = linefile.Editor[*Table]{Format: format, Parse: parse, MissingEmpty: true}
-
 // edit runs change on the parsed file at path and, if it reports a
 // change, writes the result back atomically, all under the file's lock,
 // so that concurrent edits from any number of processes apply one after
-// the other and none is lost.
+// the other and none is lost. A missing file is taken as empty, as Load
+// takes it; an edit that changes nothing does not create it.
 func edit(path string, change func(*Table, []linefile.Line) ([]linefile.Line, bool, error)) error {
-	_, err := editor.Edit(path, change)
+	_, err := file.Edit(path, change)
 	return err
 }

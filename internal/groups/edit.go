@@ -137,17 +137,14 @@ func findUserFold(users []string, u string) string {
 	return ""
 }
 
-// editor edits the groups file. A missing file is taken as empty, as
-// Load takes it.
-var editor = linefile.Editor[*Table]{Format: format, Parse: parse, MissingEmpty: true}
-
 // edit runs change on the parsed file at path and writes the result back
 // atomically, all under the file's lock, so that concurrent edits from any
 // number of processes apply one after the other and none is lost. Lines
 // that change leaves alone are written back exactly as they were; a line
-// it edits is written in the canonical form.
+// it edits is written in the canonical form. A missing file is taken as
+// empty, as Load takes it.
 func edit(path string, change func(*Table, []linefile.Line) ([]linefile.Line, error)) error {
-	_, err := editor.Edit(path, func(t *Table, lines []linefile.Line) ([]linefile.Line, bool, error) {
+	_, err := file.Edit(path, func(t *Table, lines []linefile.Line) ([]linefile.Line, bool, error) {
 		lines, err := change(t, lines)
 		return lines, true, err
 	})

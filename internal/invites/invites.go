@@ -128,12 +128,19 @@ type entry struct {
 	line int    // 1-based line number in the file it came from
 }
 
-// format is how the invites file is read.
-var format = linefile.Format{Name: "invites file", MaxSize: MaxFileSize}
+// file is how the invites file is read and edited. A missing file holds
+// no invites, and every edit is parsed again before it is written: a line
+// the parser refuses is a bug, caught before it reaches the disk.
+var file = linefile.File[*table]{
+	Format:       linefile.Format{Name: "invites file", MaxSize: MaxFileSize},
+	Parse:        parse,
+	MissingEmpty: true,
+	Check:        true,
+}
 
 // parseReader reads and parses an invites file from r.
 func parseReader(r io.Reader) (*table, error) {
-	data, err := format.Read(r)
+	data, err := file.Read(r)
 	if err != nil {
 		return nil, err
 	}

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io/fs"
 	"sync"
 	"time"
 
@@ -48,29 +47,14 @@ func Open(path string, now func() time.Time) (*Store, error) {
 func (s *Store) Reload() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	t, err := s.read()
+	// Edits replace the file atomically, so a read without the lock sees
+	// one version or the next, never a part.
+	t, err := file.Load(s.path)
 	if err != nil {
 		return err
 	}
 	s.tab = t
 	return nil
-}
-
-// read reads and parses the file. Edits replace the file atomically, so
-// a read without the lock sees one version or the next, never a part.
-func (s *Store) read() (*table, error) {
-	data, err := format.ReadFile(s.path)
-	if errors.Is(err, fs.ErrNotExist) {
-		data, err = nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	t, err := parse(linefile.Split(data))
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", s.path, err)
-	}
-	return t, nil
 }
 
 // List returns the invites that can still be used, oldest first, as the
@@ -208,11 +192,6 @@ func (s *Store) Use(token string) (Invite, error) {
 	return inv, nil
 }
 
-// editor edits the invites file. A missing file holds no invites, and
-// every edit is parsed again before it is written: a line the parser
-// refuses is a bug, caught before it reaches the disk.
-var editor = linefile.Editor[*table]{Format: format, Parse: parse, MissingEmpty: true, Check: true}
-
 // edit reads the file under its lock, runs change on it and writes the
 // result back atomically, so that changes from any number of stores and
 // processes apply one after the other and none is lost. It also drops the
@@ -221,7 +200,7 @@ var editor = linefile.Editor[*table]{Format: format, Parse: parse, MissingEmpty:
 // comments included. When change fails nothing is written. On success the
 // store takes the file it wrote as its new reading. The caller holds s.mu.
 func (s *Store) edit(now time.Time, change func(*table, []linefile.Line) ([]linefile.Line, error)) error {
-	written, err := editor.Edit(s.path, func(t *table, lines []linefile.Line) ([]linefile.Line, bool, error) {
+	written, err := file.Edit(s.path, func(t *table, lines []linefile.Line) ([]linefile.Line, bool, error) {
 		for _, e := range t.sorted {
 			if !now.Before(e.inv.Expires) {
 				lines[e.line-1].Drop = true

@@ -142,18 +142,44 @@ func Join(lines []Line) []byte {
 	return b.Bytes()
 }
 
-// Editor edits one kind of file whose lines parse to a T.
-type Editor[T any] struct {
+// File is one kind of line file, whose lines parse to a T.
+type File[T any] struct {
 	Format
-	// Parse checks the lines of the file and returns what an edit's
-	// change works on. Its errors are prefixed with the file's path.
+	// Parse checks the lines of the file and returns what Load returns
+	// and an edit's change works on. Its errors are prefixed with the
+	// file's path.
 	Parse func([]Line) (T, error)
 	// MissingEmpty takes a file that does not exist as empty; otherwise
 	// that is an error.
 	MissingEmpty bool
-	// Check parses the lines an edit would write before it writes them,
-	// and refuses to write lines that Parse refuses.
+	// Check has Edit parse the lines it would write before it writes
+	// them, and refuse to write lines that Parse refuses.
 	Check bool
+}
+
+// Load reads the file at path through the MaxSize limit and parses it.
+// Errors name the file and, for a malformed file, the line.
+func (f File[T]) Load(path string) (T, error) {
+	t, _, err := f.load(path)
+	return t, err
+}
+
+// load reads and parses the file at path, and returns its lines too.
+func (f File[T]) load(path string) (T, []Line, error) {
+	var zero T
+	data, err := f.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) && f.MissingEmpty {
+		data, err = nil, nil
+	}
+	if err != nil {
+		return zero, nil, err
+	}
+	lines := Split(data)
+	t, err := f.Parse(lines)
+	if err != nil {
+		return zero, nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return t, lines, nil
 }
 
 // Edit takes atomicfile.Lock on the file at path, reads and parses it,
@@ -169,7 +195,7 @@ type Editor[T any] struct {
 //
 // With Check, Edit returns what Parse makes of the lines it wrote;
 // otherwise it returns the zero T.
-func (e Editor[T]) Edit(path string, change func(T, []Line) ([]Line, bool, error)) (written T, err error) {
+func (f File[T]) Edit(path string, change func(T, []Line) ([]Line, bool, error)) (written T, err error) {
 	var zero T
 	unlock, err := atomicfile.Lock(path)
 	if err != nil {
@@ -177,25 +203,17 @@ func (e Editor[T]) Edit(path string, change func(T, []Line) ([]Line, bool, error
 	}
 	defer unlock()
 
-	data, err := e.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) && e.MissingEmpty {
-		data, err = nil, nil
-	}
+	t, lines, err := f.load(path)
 	if err != nil {
 		return zero, err
-	}
-	lines := Split(data)
-	t, err := e.Parse(lines)
-	if err != nil {
-		return zero, fmt.Errorf("%s: %w", path, err)
 	}
 	lines, write, err := change(t, lines)
 	if err != nil || !write {
 		return zero, err
 	}
-	data = Join(lines)
-	if e.Check {
-		if written, err = e.Parse(Split(data)); err != nil {
+	data := Join(lines)
+	if f.Check {
+		if written, err = f.Parse(Split(data)); err != nil {
 			// change made a line the parser refuses: a bug, caught
 			// before it reaches the disk.
 			return zero, fmt.Errorf("%s: edit would write a bad file: %w", path, err)

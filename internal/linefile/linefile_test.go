@@ -111,7 +111,7 @@ func count(lines []Line) (int, error) {
 
 func TestEdit(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "f")
-	e := Editor[int]{Format: Format{Name: "f", MaxSize: 100}, Parse: count}
+	e := File[int]{Format: Format{Name: "f", MaxSize: 100}, Parse: count}
 	add := func(n int, lines []Line) ([]Line, bool, error) { return Append(lines, "x"), true, nil }
 	if _, err := e.Edit(p, add); !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("missing file: %v", err)
@@ -148,5 +148,25 @@ func TestEdit(t *testing.T) {
 	}
 	if _, err := e.Edit(p, add); err == nil || err.Error() != p+": line 4: not x" {
 		t.Fatalf("edit of a bad file: %v", err)
+	}
+}
+
+func TestLoad(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "f")
+	f := File[int]{Format: Format{Name: "f", MaxSize: 100}, Parse: count}
+	if _, err := f.Load(p); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("missing file: %v", err)
+	}
+	f.MissingEmpty = true
+	if n, err := f.Load(p); n != 0 || err != nil {
+		t.Fatalf("missing file taken as empty: %d, %v", n, err)
+	}
+	os.WriteFile(p, []byte("\ufeffx\r\nx\n"), 0o600)
+	if n, err := f.Load(p); n != 2 || err != nil {
+		t.Fatalf("Load = %d, %v", n, err)
+	}
+	os.WriteFile(p, []byte("x\ny\n"), 0o600)
+	if _, err := f.Load(p); err == nil || err.Error() != p+": line 2: not x" {
+		t.Fatalf("bad file: %v", err)
 	}
 }

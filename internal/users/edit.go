@@ -91,9 +91,6 @@ func find(t *Table, name string) (*entry, error) {
 	return nil, fmt.Errorf("no user %q", name)
 }
 
-// editor edits the user file.
-var editor = linefile.Editor[*Table]{Format: format, Parse: parse}
-
 // edit runs change on the parsed file at path and writes the result back
 // atomically, all under the file's lock, so that concurrent edits from any
 // number of processes apply one after the other and none is lost. Lines
@@ -104,9 +101,9 @@ func edit(path string, create bool, change func(*Table, []linefile.Line) ([]line
 	if real, err := filepath.EvalSymlinks(path); err == nil {
 		path = real
 	}
-	e := editor
-	e.MissingEmpty = create
-	_, err := e.Edit(path, func(t *Table, lines []linefile.Line) ([]linefile.Line, bool, error) {
+	f := file
+	f.MissingEmpty = create
+	_, err := f.Edit(path, func(t *Table, lines []linefile.Line) ([]linefile.Line, bool, error) {
 		lines, err := change(t, lines)
 		return lines, true, err
 	})

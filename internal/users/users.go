@@ -66,18 +66,7 @@ type entry struct {
 
 // Load reads and parses the user file at path. Errors name the file and,
 // for a malformed file, the line.
-func Load(path string) (*Table, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	t, err := Parse(f)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return t, nil
-}
+func Load(path string) (*Table, error) { return file.Load(path) }
 
 // EnsureFile creates an empty user file at path, mode 0600, unless a file
 // already exists there. It reports whether it created one.
@@ -98,15 +87,19 @@ func EnsureFile(path string) (created bool, err error) {
 // Parse reads a user file from r, through a MaxFileSize limit, and checks
 // every line. Errors carry the line number ("line 7: ...").
 func Parse(r io.Reader) (*Table, error) {
-	data, err := format.Read(r)
+	data, err := file.Read(r)
 	if err != nil {
 		return nil, err
 	}
 	return parse(linefile.Split(data))
 }
 
-// format is how the user file is read.
-var format = linefile.Format{Name: "user file", MaxSize: MaxFileSize}
+// file is how the user file is read and edited. A missing file is an
+// error, except to Add.
+var file = linefile.File[*Table]{
+	Format: linefile.Format{Name: "user file", MaxSize: MaxFileSize},
+	Parse:  parse,
+}
 
 // Len returns the number of users.
 func (t *Table) Len() int {
