@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/messager/messager/internal/linefile"
 )
 
 func TestMain(m *testing.M) {
@@ -332,7 +334,7 @@ func TestLoad(t *testing.T) {
 		t.Fatalf("missing file: %v, %d bans", err, tab.Len())
 	}
 	p := filepath.Join(dir, FileName)
-	write(t, p, "mallory,"+t0s+",,\nbad name,"+t0s+",,\n")
+	linefile.WriteFile(t, p, "mallory,"+t0s+",,\nbad name,"+t0s+",,\n")
 	_, err = Load(p)
 	if err == nil || !strings.HasPrefix(err.Error(), p+": line 2: ") {
 		t.Fatalf("Load: %v", err)
@@ -364,7 +366,7 @@ func TestAddRemove(t *testing.T) {
 	}
 	must(t, Add(p, Ban{Target: "::ffff:203.0.113.7", Created: t0.Add(500 * time.Millisecond), Until: t0.Add(hour + time.Millisecond)}))
 	must(t, Add(p, Ban{Target: "2001:db8::/32", Created: t0, Until: t0.Add(hour)}))
-	wantFile(t, p, ""+
+	linefile.WantFile(t, p, ""+
 		"mallory,2025-06-01T12:00:00Z,,abuse, again\n"+
 		"203.0.113.7,2025-06-01T12:00:00Z,2025-06-01T13:00:01Z,\n"+
 		"2001:db8::/32,2025-06-01T12:00:00Z,2025-06-01T13:00:00Z,\n")
@@ -394,7 +396,7 @@ func TestAddRemove(t *testing.T) {
 			t.Fatalf("Remove(%q) = %v, %v; want %v", tt.target, got, err, tt.want)
 		}
 	}
-	wantFile(t, p, "mallory,2025-06-01T12:00:00Z,,abuse, again\n")
+	linefile.WantFile(t, p, "mallory,2025-06-01T12:00:00Z,,abuse, again\n")
 	if _, err := Remove(p, "bad name"); err == nil || !strings.Contains(err.Error(), `invalid target "bad name"`) {
 		t.Fatalf("Remove(bad name): %v", err)
 	}
@@ -413,7 +415,7 @@ func TestAddRemove(t *testing.T) {
 // were.
 func TestAddTidies(t *testing.T) {
 	p := filepath.Join(t.TempDir(), FileName)
-	write(t, p, "\ufeff# keep me\r\n"+
+	linefile.WriteFile(t, p, "\ufeff# keep me\r\n"+
 		"old,2025-05-01T00:00:00Z,2025-05-02T00:00:00Z,long gone\r\n"+
 		" recent , 2025-05-01T00:00:00Z , 2025-05-31T13:00:00Z , ended 23 hours ago\r\n"+
 		"edge,2025-05-01T00:00:00Z,2025-05-31T12:00:00Z,ended a day ago exactly\r\n"+
@@ -421,7 +423,7 @@ func TestAddTidies(t *testing.T) {
 		"forever,2025-05-01T00:00:00+02:00,,\r\n"+
 		"later,2025-05-01T00:00:00Z,2025-07-01T00:00:00Z,\r\n")
 	must(t, Add(p, Ban{Target: "new", Created: t0}))
-	wantFile(t, p, "# keep me\r\n"+
+	linefile.WantFile(t, p, "# keep me\r\n"+
 		" recent , 2025-05-01T00:00:00Z , 2025-05-31T13:00:00Z , ended 23 hours ago\r\n"+
 		"edge,2025-05-01T00:00:00Z,2025-05-31T12:00:00Z,ended a day ago exactly\r\n"+
 		"\r\n"+
@@ -431,9 +433,9 @@ func TestAddTidies(t *testing.T) {
 
 	// A ban that expired long ago is replaced, not dropped, when it is
 	// the one being added.
-	write(t, p, "old,2025-05-01T00:00:00Z,2025-05-02T00:00:00Z,long gone\n")
+	linefile.WriteFile(t, p, "old,2025-05-01T00:00:00Z,2025-05-02T00:00:00Z,long gone\n")
 	must(t, Add(p, Ban{Target: "old", Created: t0, Until: t0.Add(time.Hour), Reason: "again"}))
-	wantFile(t, p, "old,2025-06-01T12:00:00Z,2025-06-01T13:00:00Z,again\n")
+	linefile.WantFile(t, p, "old,2025-06-01T12:00:00Z,2025-06-01T13:00:00Z,again\n")
 }
 
 func TestAddErrors(t *testing.T) {
@@ -468,26 +470,26 @@ func TestAddErrors(t *testing.T) {
 func TestEditMalformedFile(t *testing.T) {
 	p := filepath.Join(t.TempDir(), FileName)
 	const bad = "mallory," + t0s + ",,\nbad name," + t0s + ",,\n"
-	write(t, p, bad)
+	linefile.WriteFile(t, p, bad)
 	if err := Add(p, Ban{Target: "eve", Created: t0}); err == nil || !strings.HasPrefix(err.Error(), p+": line 2: ") {
 		t.Errorf("Add: %v", err)
 	}
 	if _, err := Remove(p, "mallory"); err == nil || !strings.HasPrefix(err.Error(), p+": line 2: ") {
 		t.Errorf("Remove: %v", err)
 	}
-	wantFile(t, p, bad)
+	linefile.WantFile(t, p, bad)
 }
 
 func TestAddThroughSymlink(t *testing.T) {
 	target := filepath.Join(t.TempDir(), FileName)
-	write(t, target, "")
+	linefile.WriteFile(t, target, "")
 	link := filepath.Join(t.TempDir(), FileName)
 	must(t, os.Symlink(target, link))
 	must(t, Add(link, Ban{Target: "mallory", Created: t0}))
 	if fi, err := os.Lstat(link); err != nil || fi.Mode()&os.ModeSymlink == 0 {
 		t.Fatalf("the link was replaced: %v", err)
 	}
-	wantFile(t, target, "mallory,"+t0s+",,\n")
+	linefile.WantFile(t, target, "mallory,"+t0s+",,\n")
 }
 
 // TestConcurrentEdits: bans added and removed by many goroutines at once
@@ -572,23 +574,5 @@ func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
-	}
-}
-
-func write(t *testing.T, p, s string) {
-	t.Helper()
-	if err := os.WriteFile(p, []byte(s), 0o600); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func wantFile(t *testing.T, p, want string) {
-	t.Helper()
-	got, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if string(got) != want {
-		t.Fatalf("file holds\n%q\nwant\n%q", got, want)
 	}
 }

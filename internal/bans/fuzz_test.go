@@ -2,11 +2,12 @@ package bans
 
 import (
 	"bytes"
-	"io"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/messager/messager/internal/linefile"
 )
 
 // FuzzParse checks that Parse never panics, that every error names its
@@ -39,16 +40,8 @@ func FuzzParse(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		tab, err := Parse(bytes.NewReader(data))
-		half := len(data) / 2
-		tab2, err2 := Parse(io.MultiReader(bytes.NewReader(data[:half]), bytes.NewReader(data[half:])))
-		if (err == nil) != (err2 == nil) || (err != nil && err.Error() != err2.Error()) {
-			t.Fatalf("one read: %v; two reads: %v", err, err2)
-		}
+		tab, tab2, err := linefile.ParseTwice(t, data, Parse)
 		if err != nil {
-			if !strings.HasPrefix(err.Error(), "line ") {
-				t.Fatalf("error without line number: %v", err)
-			}
 			return
 		}
 		bans := tab.All()

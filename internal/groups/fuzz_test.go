@@ -2,10 +2,11 @@ package groups
 
 import (
 	"bytes"
-	"io"
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/messager/messager/internal/linefile"
 )
 
 // FuzzParse checks that Parse never panics, that every error names its
@@ -37,16 +38,8 @@ func FuzzParse(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		tab, err := Parse(bytes.NewReader(data))
-		half := len(data) / 2
-		tab2, err2 := Parse(io.MultiReader(bytes.NewReader(data[:half]), bytes.NewReader(data[half:])))
-		if (err == nil) != (err2 == nil) || (err != nil && err.Error() != err2.Error()) {
-			t.Fatalf("one read: %v; two reads: %v", err, err2)
-		}
+		tab, tab2, err := linefile.ParseTwice(t, data, Parse)
 		if err != nil {
-			if !strings.HasPrefix(err.Error(), "line ") {
-				t.Fatalf("error without line number: %v", err)
-			}
 			return
 		}
 		groups := tab.Groups()

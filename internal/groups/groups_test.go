@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/messager/messager/internal/linefile"
 )
 
 func TestMain(m *testing.M) {
@@ -166,7 +168,7 @@ func TestLoad(t *testing.T) {
 		t.Fatalf("Load of a missing file = %v, %v; want an empty table", tab, err)
 	}
 	p := filepath.Join(dir, "groups.csv")
-	writeFile(t, p, "#team,alice\n#team,bob\n")
+	linefile.WriteFile(t, p, "#team,alice\n#team,bob\n")
 	_, err = Load(p)
 	if err == nil || !strings.HasPrefix(err.Error(), p+": line 2: ") {
 		t.Fatalf("Load of a bad file: %v, want the path and the line", err)
@@ -217,10 +219,10 @@ func TestAddRemove(t *testing.T) {
 		if err := s.edit(); err != nil {
 			t.Fatalf("%s: %v", s.name, err)
 		}
-		if got := readFile(t, p); got != s.want {
+		if got := linefile.ReadFile(t, p); got != s.want {
 			t.Fatalf("%s: file is\n%q\nwant\n%q", s.name, got, s.want)
 		}
-		checkMode(t, p)
+		linefile.WantMode(t, p)
 		if _, err := Load(p); err != nil {
 			t.Fatalf("%s: %v", s.name, err)
 		}
@@ -230,7 +232,7 @@ func TestAddRemove(t *testing.T) {
 func TestEditErrors(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "groups.csv")
 	const start = "#team,alice,bob\n#lobby,*\n#quiet\n"
-	writeFile(t, p, start)
+	linefile.WriteFile(t, p, start)
 	for _, tt := range []struct {
 		name string
 		edit func() error
@@ -260,7 +262,7 @@ func TestEditErrors(t *testing.T) {
 		if err == nil || !strings.HasPrefix(err.Error(), tt.want) {
 			t.Errorf("%s: %v\nwant prefix %q", tt.name, err, tt.want)
 		}
-		if got := readFile(t, p); got != start {
+		if got := linefile.ReadFile(t, p); got != start {
 			t.Fatalf("%s: failed edit changed the file to %q", tt.name, got)
 		}
 	}
@@ -278,7 +280,7 @@ func TestEditErrors(t *testing.T) {
 func TestEditMalformedFile(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "groups.csv")
 	const bad = "#team,alice\n\n#ops,bad name\n"
-	writeFile(t, p, bad)
+	linefile.WriteFile(t, p, bad)
 	for name, edit := range map[string]func() error{
 		"add":    func() error { return Add(p, "#new", "alice") },
 		"remove": func() error { return Remove(p, "#team") },
@@ -288,12 +290,12 @@ func TestEditMalformedFile(t *testing.T) {
 			t.Errorf("%s on a malformed file: %v, want the path and line 3", name, err)
 		}
 	}
-	if got := readFile(t, p); got != bad {
+	if got := linefile.ReadFile(t, p); got != bad {
 		t.Fatalf("malformed file changed to %q", got)
 	}
 
 	const header = "group,users\n#team,alice\n"
-	writeFile(t, p, header)
+	linefile.WriteFile(t, p, header)
 	err := Add(p, "#team", "bob")
 	if err == nil || !strings.Contains(err.Error(), p+": line 1: ") || !strings.Contains(err.Error(), "remove the header line") {
 		t.Fatalf("Add to a file with a header: %v, want line 1 and a hint", err)
@@ -305,7 +307,7 @@ func TestEditKeepsOtherLines(t *testing.T) {
 	// Hand-written lines, CRLF endings, a BOM and blank lines: only the
 	// line an edit touches changes (to the canonical form), and the BOM
 	// goes.
-	writeFile(t, p, "\ufeff#b , zed,amy\r\n\r\n  #Ops ,carl, al  \r\n#c,x")
+	linefile.WriteFile(t, p, "\ufeff#b , zed,amy\r\n\r\n  #Ops ,carl, al  \r\n#c,x")
 	if err := Add(p, "#ops", "bo"); err != nil {
 		t.Fatal(err)
 	}
@@ -315,13 +317,13 @@ func TestEditKeepsOtherLines(t *testing.T) {
 	// The last line gets the "\n" it lacked; a new line ends like the
 	// first.
 	const want = "#b , zed,amy\r\n\r\n#Ops,al,bo,carl\r\n#c,x\n#new,nina\r\n"
-	if got := readFile(t, p); got != want {
+	if got := linefile.ReadFile(t, p); got != want {
 		t.Fatalf("file is\n%q\nwant\n%q", got, want)
 	}
 	if err := Remove(p, "#B"); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := readFile(t, p), "\r\n#Ops,al,bo,carl\r\n#c,x\n#new,nina\r\n"; got != want {
+	if got, want := linefile.ReadFile(t, p), "\r\n#Ops,al,bo,carl\r\n#c,x\n#new,nina\r\n"; got != want {
 		t.Fatalf("file is\n%q\nwant\n%q", got, want)
 	}
 }
@@ -330,7 +332,7 @@ func TestEditThroughSymlink(t *testing.T) {
 	dir := t.TempDir()
 	real := filepath.Join(dir, "real.csv")
 	link := filepath.Join(dir, "groups.csv")
-	writeFile(t, real, "#team,alice\n")
+	linefile.WriteFile(t, real, "#team,alice\n")
 	if err := os.Symlink(real, link); err != nil {
 		t.Skip(err)
 	}
@@ -340,7 +342,7 @@ func TestEditThroughSymlink(t *testing.T) {
 	if fi, err := os.Lstat(link); err != nil || fi.Mode()&os.ModeSymlink == 0 {
 		t.Fatalf("link replaced: %v %v", fi, err)
 	}
-	if got := readFile(t, real); got != "#team,alice,bob\n" {
+	if got := linefile.ReadFile(t, real); got != "#team,alice,bob\n" {
 		t.Fatalf("target is %q", got)
 	}
 	// The lock is beside the file edited, whichever name was used.
@@ -385,7 +387,7 @@ func TestConcurrentEdits(t *testing.T) {
 	if g, _ := tab.Lookup("#shared"); len(g.Users) != n {
 		t.Fatalf("#shared has %d users, want %d: %q", len(g.Users), n, g.Users)
 	}
-	checkMode(t, p)
+	linefile.WantMode(t, p)
 }
 
 // TestConcurrentAddProcesses runs several processes that each add users to
@@ -439,31 +441,4 @@ func mustParse(t *testing.T, s string) *Table {
 		t.Fatal(err)
 	}
 	return tab
-}
-
-func writeFile(t *testing.T, p, s string) {
-	t.Helper()
-	if err := os.WriteFile(p, []byte(s), 0o600); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func readFile(t *testing.T, p string) string {
-	t.Helper()
-	b, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
-
-func checkMode(t *testing.T, p string) {
-	t.Helper()
-	fi, err := os.Stat(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if m := fi.Mode().Perm(); m != 0o600 {
-		t.Fatalf("%s has mode %o, want 600", p, m)
-	}
 }

@@ -2,7 +2,6 @@ package invites
 
 import (
 	"bytes"
-	"io"
 	"strings"
 	"testing"
 
@@ -35,16 +34,8 @@ func FuzzParse(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		tab, err := parseReader(bytes.NewReader(data))
-		half := len(data) / 2
-		tab2, err2 := parseReader(io.MultiReader(bytes.NewReader(data[:half]), bytes.NewReader(data[half:])))
-		if (err == nil) != (err2 == nil) || (err != nil && err.Error() != err2.Error()) {
-			t.Fatalf("one read: %v; two reads: %v", err, err2)
-		}
+		tab, tab2, err := linefile.ParseTwice(t, data, parseReader)
 		if err != nil {
-			if !strings.HasPrefix(err.Error(), "line ") {
-				t.Fatalf("error without line number: %v", err)
-			}
 			return
 		}
 		if !bytes.Equal(tab.appendCSV(nil), tab2.appendCSV(nil)) {

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/messager/messager/internal/linefile"
 	"github.com/messager/messager/internal/protocol"
 )
 
@@ -520,12 +521,12 @@ func TestEditKeepsOtherLines(t *testing.T) {
 	sum := sha256.Sum256([]byte(token))
 	hand := fmt.Sprintf(" 00000001 , %x , 3 , 2025-06-02T12:00:00Z , 2025-06-01T00:00:00Z \r\n", sum)
 	keep := " 00000002 , " + hashB + " , 9 , 2025-06-02T14:00:00+02:00 , 2025-06-01T00:00:00Z \r\n"
-	write(t, p, "\ufeff# made by hand\r\n\r\n"+hand+keep)
+	linefile.WriteFile(t, p, "\ufeff# made by hand\r\n\r\n"+hand+keep)
 	s := open(t, p, newClock())
 	if inv, err := s.Use(token); err != nil || inv.Uses != 2 {
 		t.Fatalf("Use of a hand-made invite: %+v, %v", inv, err)
 	}
-	wantFile(t, p, "# made by hand\r\n\r\n"+
+	linefile.WantFile(t, p, "# made by hand\r\n\r\n"+
 		fmt.Sprintf("00000001,%x,2,2025-06-02T12:00:00Z,2025-06-01T00:00:00Z\r\n", sum)+
 		keep)
 }
@@ -536,18 +537,18 @@ func TestEditKeepsOtherLines(t *testing.T) {
 func TestBadFile(t *testing.T) {
 	p := filepath.Join(t.TempDir(), FileName)
 	const bad = "# fine\nnot an invite\n"
-	write(t, p, bad)
+	linefile.WriteFile(t, p, bad)
 	if _, err := Open(p, nil); err == nil || !strings.HasPrefix(err.Error(), p+": line 2: ") {
 		t.Fatalf("Open: %v", err)
 	}
 
-	write(t, p, "")
+	linefile.WriteFile(t, p, "")
 	s := open(t, p, newClock())
 	token, _, err := s.Create(1, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
-	write(t, p, bad)
+	linefile.WriteFile(t, p, bad)
 	for name, err := range map[string]error{
 		"Use":    func() error { _, err := s.Use(token); return err }(),
 		"Remove": s.Remove("00000000"),
@@ -558,7 +559,7 @@ func TestBadFile(t *testing.T) {
 			t.Errorf("%s on a bad file: %v", name, err)
 		}
 	}
-	wantFile(t, p, bad)
+	linefile.WantFile(t, p, bad)
 	if got := s.List(); len(got) != 1 {
 		t.Fatalf("a failed Reload lost the store's invites: %+v", got)
 	}
@@ -596,22 +597,4 @@ func open(t *testing.T, p string, clk *clock) *Store {
 		t.Fatal(err)
 	}
 	return s
-}
-
-func write(t *testing.T, p, s string) {
-	t.Helper()
-	if err := os.WriteFile(p, []byte(s), 0o600); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func wantFile(t *testing.T, p, want string) {
-	t.Helper()
-	got, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if string(got) != want {
-		t.Fatalf("file holds\n%q\nwant\n%q", got, want)
-	}
 }

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/messager/messager/internal/linefile"
 	"golang.org/x/crypto/bcrypt"
 )
 
@@ -215,12 +216,12 @@ func TestLoad(t *testing.T) {
 		t.Errorf("Load of missing file: %v, want ErrNotExist", err)
 	}
 	p := filepath.Join(dir, "user.csv")
-	writeFile(t, p, "alice,pw\nbad line\n")
+	linefile.WriteFile(t, p, "alice,pw\nbad line\n")
 	_, err := Load(p)
 	if err == nil || !strings.Contains(err.Error(), p+": line 2: ") {
 		t.Errorf("Load of bad file: %v, want path and line 2", err)
 	}
-	writeFile(t, p, "alice,pw\n")
+	linefile.WriteFile(t, p, "alice,pw\n")
 	tab, err := Load(p)
 	if err != nil || !tab.Has("alice") {
 		t.Errorf("Load = %v, %v", tab, err)
@@ -233,12 +234,12 @@ func TestEnsureFile(t *testing.T) {
 	if err != nil || !created {
 		t.Fatalf("EnsureFile = %v, %v; want created", created, err)
 	}
-	checkMode(t, p)
+	linefile.WantMode(t, p)
 	tab, err := Load(p)
 	if err != nil || tab.Len() != 0 {
 		t.Fatalf("Load of new file = %v, %v", tab, err)
 	}
-	writeFile(t, p, "alice,pw\n")
+	linefile.WriteFile(t, p, "alice,pw\n")
 	created, err = EnsureFile(p)
 	if err != nil || created {
 		t.Fatalf("second EnsureFile = %v, %v; want not created", created, err)
@@ -409,11 +410,11 @@ func TestAddLoadVerify(t *testing.T) {
 	if err := Add(p, "alice", []byte("pw-alice")); err != nil {
 		t.Fatal(err)
 	}
-	checkMode(t, p)
+	linefile.WantMode(t, p)
 	if err := Add(p, "bob", []byte("pw-bob")); err != nil {
 		t.Fatal(err)
 	}
-	checkMode(t, p)
+	linefile.WantMode(t, p)
 	tab, err := Load(p)
 	if err != nil {
 		t.Fatal(err)
@@ -447,7 +448,7 @@ func TestAddLoadVerify(t *testing.T) {
 	if err := SetPassword(p, "alice", []byte("new-pw")); err != nil {
 		t.Fatal(err)
 	}
-	checkMode(t, p)
+	linefile.WantMode(t, p)
 	verify("alice", "pw-alice", false)
 	verify("alice", "new-pw", true)
 	verify("bob", "pw-bob", true)
@@ -455,7 +456,7 @@ func TestAddLoadVerify(t *testing.T) {
 	if err := Delete(p, "alice"); err != nil {
 		t.Fatal(err)
 	}
-	checkMode(t, p)
+	linefile.WantMode(t, p)
 	tab, _ = Load(p)
 	if got := tab.Names(); !slices.Equal(got, []string{"bob"}) {
 		t.Fatalf("after Delete, Names = %q", got)
@@ -512,7 +513,7 @@ func TestEditErrors(t *testing.T) {
 func TestEditMalformedFile(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "user.csv")
 	const bad = "alice,pw\nnot a user\n"
-	writeFile(t, p, bad)
+	linefile.WriteFile(t, p, bad)
 	for _, do := range []func() error{
 		func() error { return Add(p, "bob", []byte("pw")) },
 		func() error { return Delete(p, "alice") },
@@ -529,7 +530,7 @@ func TestEditMalformedFile(t *testing.T) {
 
 func TestEditKeepsOtherLines(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "user.csv")
-	writeFile(t, p, "# staff\r\nalice,pw1\r\n\r\nbob , pw2\r\ncarol,pw3")
+	linefile.WriteFile(t, p, "# staff\r\nalice,pw1\r\n\r\nbob , pw2\r\ncarol,pw3")
 	if err := Add(p, "dave", []byte("pw4")); err != nil {
 		t.Fatal(err)
 	}
@@ -551,7 +552,7 @@ func TestEditThroughSymlink(t *testing.T) {
 	dir := t.TempDir()
 	real := filepath.Join(dir, "real.csv")
 	link := filepath.Join(dir, "user.csv")
-	writeFile(t, real, "alice,pw\n")
+	linefile.WriteFile(t, real, "alice,pw\n")
 	if err := os.Symlink(real, link); err != nil {
 		t.Skip("no symlinks:", err)
 	}
@@ -589,7 +590,7 @@ func TestConcurrentAdd(t *testing.T) {
 	if tab.Len() != n {
 		t.Fatalf("%d users after %d concurrent adds: %q", tab.Len(), n, tab.Names())
 	}
-	checkMode(t, p)
+	linefile.WantMode(t, p)
 }
 
 // TestConcurrentAddProcesses runs several processes that each add users to
@@ -643,24 +644,6 @@ func mustParse(t *testing.T, s string) *Table {
 		t.Fatal(err)
 	}
 	return tab
-}
-
-func writeFile(t *testing.T, p, s string) {
-	t.Helper()
-	if err := os.WriteFile(p, []byte(s), 0o600); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func checkMode(t *testing.T, p string) {
-	t.Helper()
-	fi, err := os.Stat(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if m := fi.Mode().Perm(); m != 0o600 {
-		t.Fatalf("%s has mode %o, want 600", p, m)
-	}
 }
 
 func TestUnknownUserParams(t *testing.T) {
@@ -738,7 +721,7 @@ func TestLoadRefusesCostlyHashes(t *testing.T) {
 		{"$argon2id$v=19$m=19456,t=40,p=1$c2FsdHNhbHRzYWx0c2FsdA$aGFzaGhhc2g", "time 40 is over the limit"},
 		{strings.Replace(bcryptSecret, "$04$", "$31$", 1), "cost 31 is over the limit"},
 	} {
-		writeFile(t, p, "# users\nalice,pw\nbob,"+tc.hash+"\n")
+		linefile.WriteFile(t, p, "# users\nalice,pw\nbob,"+tc.hash+"\n")
 		_, err := Load(p)
 		if err == nil || !strings.Contains(err.Error(), p+": line 3: user \"bob\": ") || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("Load: %v, want line 3 and %q", err, tc.want)
@@ -748,7 +731,7 @@ func TestLoadRefusesCostlyHashes(t *testing.T) {
 
 func TestEditByteOrderMarkAndHeader(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "user.csv")
-	writeFile(t, p, "\ufeffalice,pw1\n# staff\n")
+	linefile.WriteFile(t, p, "\ufeffalice,pw1\n# staff\n")
 	if err := Add(p, "bob", []byte("pw2")); err != nil {
 		t.Fatal(err)
 	}
@@ -759,7 +742,7 @@ func TestEditByteOrderMarkAndHeader(t *testing.T) {
 	}
 
 	const header = "name,password\nalice,pw1\n"
-	writeFile(t, p, header)
+	linefile.WriteFile(t, p, header)
 	err := Add(p, "bob", []byte("pw2"))
 	if err == nil || !strings.Contains(err.Error(), p+": line 1: ") || !strings.Contains(err.Error(), "remove the header line") {
 		t.Fatalf("Add to a file with a header: %v, want line 1 and a hint", err)
