@@ -15,9 +15,10 @@
 // CHECK, which has no line end, as a line of its own.
 //
 // A connection asks for protocol version 2 with HELLO before it logs in
-// (see Dialer). A server that answers it offers presence and groups
-// (Conn.Features); queries may then share a write, since such a server
-// reads lines. A server that does not know HELLO gets version 1, as
+// (see Dialer). A server that answers it offers presence, groups and
+// sign-up (Conn.Features; Conn.SignUp makes an account instead of
+// Login); queries may then share a write, since such a server reads
+// lines. A server that does not know HELLO gets version 1, as
 // before, and the queries of version 2 are refused locally with a
 // *NotOfferedError.
 package client
@@ -84,14 +85,20 @@ type EndError struct {
 	// ProtocolError is set when the server said the client broke the
 	// protocol (END * <reason>).
 	ProtocolError bool
-	// Login is set when the END answered AUTH: the login was refused.
+	// Login is set when the END answered AUTH or PUT: the login, or the
+	// sign-up when SignUp is set too, was refused.
 	Login bool
+	// SignUp is set when the END answered PUT (see Conn.SignUp).
+	SignUp bool
 }
 
 // Error describes the END with the server's reason escaped (see Escape),
 // so that the message is safe to print.
 func (e *EndError) Error() string {
 	reason := Escape(e.Reason)
+	if e.SignUp {
+		return "sign-up refused: " + reason
+	}
 	if e.Login {
 		return "login refused: " + reason
 	}
@@ -174,6 +181,8 @@ type Conn struct {
 	// out, read-only after.
 	version  int // 0 until a HELLO is answered: version 1
 	features protocol.Features
+
+	tries int // sign-ups answered TRY; used only before the session starts, like r
 
 	checks   atomic.Int64
 	ignored  atomic.Int64
@@ -360,6 +369,19 @@ func (c *Conn) loginError(ctx context.Context, err error) error {
 		return fmt.Errorf("login: %w", context.DeadlineExceeded)
 	}
 	return err
+}
+
+// stepError is loginError for another step before the session (such as
+// "sign-up"), which also prefixes err with the step.
+func (c *Conn) stepError(ctx context.Context, step string, err error) error {
+	c.Close()
+	if ctxErr := ctx.Err(); ctxErr != nil {
+		return fmt.Errorf("%s: %w", step, ctxErr)
+	}
+	if d, ok := ctx.Deadline(); ok && !time.Now().Before(d) {
+		return fmt.Errorf("%s: %w", step, context.DeadlineExceeded)
+	}
+	return fmt.Errorf("%s: %w", step, err)
 }
 
 // readError turns the end of the stream into a clear error.

@@ -20,13 +20,16 @@ const (
 // it did not answer HELLO (a version-1 or original server), or its
 // operator switched the feature off. Nothing was sent.
 type NotOfferedError struct {
-	// Feature is FeaturePresence or FeatureGroups.
+	// Feature is FeaturePresence, FeatureGroups or FeatureSignup.
 	Feature string
 }
 
 func (e *NotOfferedError) Error() string {
-	if e.Feature == FeaturePresence {
+	switch e.Feature {
+	case FeaturePresence:
 		return "this server does not offer presence (who is online, watching users)"
+	case FeatureSignup:
+		return "this server does not offer sign-up: its operator makes the accounts"
 	}
 	return "this server does not offer " + e.Feature
 }
@@ -48,8 +51,8 @@ func (e *MaskError) Error() string {
 // ErrNoNames reports a Watch or Unwatch without names.
 var ErrNoNames = errors.New("no names given")
 
-// Offers reports whether the server offers a feature (FeaturePresence or
-// FeatureGroups).
+// Offers reports whether the server offers a feature (FeaturePresence,
+// FeatureGroups or FeatureSignup).
 func (c *Conn) Offers(feature string) bool { return c.offers(feature) == nil }
 
 func (c *Conn) offers(feature string) error {
@@ -57,6 +60,8 @@ func (c *Conn) offers(feature string) error {
 	case feature == FeaturePresence && c.features.Presence > 0:
 		return nil
 	case feature == FeatureGroups && c.features.Groups > 0:
+		return nil
+	case feature == FeatureSignup && c.features.Signup != "":
 		return nil
 	}
 	return &NotOfferedError{Feature: feature}
