@@ -27,6 +27,7 @@ const (
 	envPassword = "MESSAGER_PASSWORD"
 	envJoin     = "MESSAGER_JOIN"
 	envWatch    = "MESSAGER_WATCH"
+	envInvite   = "MESSAGER_INVITE"
 )
 
 // fingerprintCommand prints a server's fingerprint on the server; the
@@ -37,7 +38,7 @@ const fingerprintCommand = "messager cert fingerprint"
 var defaultServer = "localhost:" + strconv.Itoa(protocol.DefaultPort)
 
 func newChatCmd() *cobra.Command {
-	var f connectFlags
+	f := connectFlags{offerSignup: true}
 	var to, join, watch string
 	var jsonOut bool
 	cmd := &cobra.Command{
@@ -56,6 +57,13 @@ password, and asks again after a wrong one, up to three times. Everything
 the server sends is shown with control and invisible characters escaped.
 After a reconnection the client joins its groups and watches its users
 again.
+
+On a server that offers sign-up, a refused login on a terminal offers to
+make the account ("no account NAME here? sign up? [y/N]"), and /signup
+typed at the user or password prompt does the same: the new password is
+asked twice, an invite when the server wants one (or $MESSAGER_INVITE),
+and the session goes on logged in as the new account. See "messager
+signup".
 
 When stdin is not a terminal, every input line is one message to --to (a
 user, or a group, which is joined), and received messages are written to
@@ -78,7 +86,8 @@ known_servers file of the user's configuration directory; see --ca,
 
 Environment: MESSAGER_SERVER, MESSAGER_USER and MESSAGER_PASSWORD stand in
 for --server, --user and the password prompt; MESSAGER_JOIN and
-MESSAGER_WATCH for --join and --watch.`,
+MESSAGER_WATCH for --join and --watch; MESSAGER_INVITE for the invite of
+a sign-up.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			stdinTTY := stdioIsTerminal(cmd.InOrStdin())
@@ -170,12 +179,21 @@ type connectFlags struct {
 	server, user, ca, fingerprint string
 	trustNew, insecure            bool
 	checkInterval                 time.Duration
+	// offerSignup lets the login make an account on a terminal (chat
+	// only; see clientSetup.login).
+	offerSignup bool
 }
 
 func (f *connectFlags) register(cmd *cobra.Command) {
 	fs := cmd.Flags()
 	fs.StringVar(&f.server, "server", "", "server `HOST:PORT` (default "+defaultServer+", or $"+envServer+")")
 	fs.StringVar(&f.user, "user", "", "log in as `NAME` (default $"+envUser+", or asked)")
+	f.registerTrust(cmd)
+}
+
+// registerTrust registers the flags that say how to trust the server.
+func (f *connectFlags) registerTrust(cmd *cobra.Command) {
+	fs := cmd.Flags()
 	fs.StringVar(&f.ca, "ca", "", "verify the server against the certificates in `FILE` (e.g. the server's cert.pem)")
 	fs.StringVar(&f.fingerprint, "fingerprint", "", "require the server certificate with this `sha256:HEX` fingerprint")
 	fs.BoolVar(&f.trustNew, "trust-new", false, "trust and remember a server seen for the first time without asking")
@@ -193,6 +211,16 @@ type clientSetup struct {
 	// dialer makes every connection of the run, so that a server found
 	// to speak only version 1 is not asked for version 2 again.
 	dialer *client.Dialer
+
+	// For a sign-up (see signUp): offerSignup lets a login on a terminal
+	// make an account; signup is set when the user asked for one at the
+	// user prompt; invite is the operator's invite, if any;
+	// passwordGiven says the password came from --password-stdin, so
+	// nothing is asked for and a refusal is final.
+	offerSignup   bool
+	signup        bool
+	invite        string
+	passwordGiven bool
 }
 
 // Login on a terminal.
@@ -206,14 +234,57 @@ const (
 )
 
 // setup resolves flags, environment and the user prompt. The password is
-// asked for later, by login, once the server is known to be there.
+// asked for later, by login, once the server is known to be there. At
+// the user prompt, /signup asks for the name of a new account instead,
+// and login then signs up.
 func (f *connectFlags) setup(cmd *cobra.Command) (*clientSetup, error) {
+	s, err := f.start(cmd)
+	if err != nil {
+		return nil, err
+	}
+	s.user = f.user
+	if s.user == "" {
+		s.user = os.Getenv(envUser)
+	}
+	if s.user == "" {
+		if !s.terminal {
+			return nil, usageError(fmt.Errorf("no user: use --user or $%s", envUser))
+		}
+		if s.user, err = s.promptLine("user: "); err != nil {
+			return nil, err
+		}
+		if s.offerSignup && strings.TrimSpace(s.user) == signupCommand {
+			s.signup = true
+			if s.user, err = s.askNewName(); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if !protocol.ValidNameString(s.user) {
+		return nil, usageError(fmt.Errorf("user: %w", &client.NameError{Name: s.user}))
+	}
+
+	if !s.signup {
+		s.password = os.Getenv(envPassword)
+	}
+	if s.password == "" && !s.terminal {
+		return nil, fmt.Errorf("no password: set $%s or run on a terminal", envPassword)
+	}
+	// For a sign-up offered on the way; checked when it is used.
+	s.invite = os.Getenv(envInvite)
+	return s, f.trust(s)
+}
+
+// start resolves what every command that connects needs first: the
+// terminal, the options and the server's address.
+func (f *connectFlags) start(cmd *cobra.Command) (*clientSetup, error) {
 	s := &clientSetup{stdin: cmd.InOrStdin(), stderr: cmd.ErrOrStderr()}
 	if f.checkInterval < 0 {
 		return nil, usageError(errors.New("--check-interval must not be negative"))
 	}
 	s.options.CheckInterval = f.checkInterval
 	s.terminal = stdioIsTerminal(s.stdin)
+	s.offerSignup = f.offerSignup && s.terminal
 
 	server := f.server
 	if server == "" {
@@ -227,29 +298,14 @@ func (f *connectFlags) setup(cmd *cobra.Command) (*clientSetup, error) {
 		return nil, usageError(err)
 	}
 	s.addr = addr
+	return s, nil
+}
 
-	s.user = f.user
-	if s.user == "" {
-		s.user = os.Getenv(envUser)
-	}
-	if s.user == "" {
-		if !s.terminal {
-			return nil, usageError(fmt.Errorf("no user: use --user or $%s", envUser))
-		}
-		if s.user, err = s.promptLine("user: "); err != nil {
-			return nil, err
-		}
-	}
-	if !protocol.ValidNameString(s.user) {
-		return nil, usageError(fmt.Errorf("user: %w", &client.NameError{Name: s.user}))
-	}
-
-	s.password = os.Getenv(envPassword)
-	if s.password == "" && !s.terminal {
-		return nil, fmt.Errorf("no password: set $%s or run on a terminal", envPassword)
-	}
-
-	s.verifier, err = trust.New(addr, trust.Options{
+// trust sets up the verification of the server's certificate and the
+// dialer that uses it.
+func (f *connectFlags) trust(s *clientSetup) error {
+	var err error
+	s.verifier, err = trust.New(s.addr, trust.Options{
 		CAFile:      f.ca,
 		Fingerprint: f.fingerprint,
 		TrustNew:    f.trustNew,
@@ -257,10 +313,10 @@ func (f *connectFlags) setup(cmd *cobra.Command) (*clientSetup, error) {
 		Notices:     s.stderr,
 	})
 	if err != nil {
-		return nil, err
+		return err
 	}
-	s.dialer = &client.Dialer{Addr: addr, TLSConfig: s.verifier.TLSConfig(), Options: s.options}
-	return s, nil
+	s.dialer = &client.Dialer{Addr: s.addr, TLSConfig: s.verifier.TLSConfig(), Options: s.options}
+	return nil
 }
 
 // serverAddr adds the default port to a server given without one.
@@ -307,24 +363,45 @@ func (s *clientSetup) loginOn(ctx context.Context, c *client.Conn) error {
 // before the password is typed; on a terminal it asks whether to trust a
 // server never seen before, then for the password, and again after a
 // wrong one, up to passwordTries times.
+//
+// For chat (offerSignup), on a terminal and a server that offers
+// sign-up, a refused login offers to make the account instead, once, and
+// /signup typed at the password prompt does so at once (see signUp): the
+// connection returned is then logged in as the new account.
 func (s *clientSetup) login(ctx context.Context) (*client.Conn, error) {
 	c, err := s.dialTrusting(ctx)
 	if err != nil {
 		return nil, err
 	}
 	dialed := time.Now()
+	// The features of the first connection: the server's offer, known
+	// even after a refused login closed the connection.
+	offersSignup := s.offerSignup && c.Offers(client.FeatureSignup)
+	if s.signup {
+		if offersSignup {
+			return s.signUpChat(ctx, c, dialed)
+		}
+		fmt.Fprintf(s.stderr, "messager: %s; log in instead\n", &client.NotOfferedError{Feature: client.FeatureSignup})
+	}
 	asked := s.password == ""
+	offered := false
 	for try := 1; ; try++ {
-		if asked && s.password == "" {
+		for asked && s.password == "" {
 			if s.password, err = s.promptPassword(fmt.Sprintf("password for %s@%s: ", s.user, s.addr)); err != nil {
-				c.Close()
+				closeConn(c)
 				return nil, err
 			}
+			if !s.offerSignup || s.password != signupCommand {
+				break
+			}
+			s.password = ""
+			if offersSignup {
+				return s.signUpChat(ctx, c, dialed)
+			}
+			fmt.Fprintf(s.stderr, "messager: %s\n", &client.NotOfferedError{Feature: client.FeatureSignup})
 		}
 		if c == nil || time.Since(dialed) > freshConn {
-			if c != nil {
-				c.Close()
-			}
+			closeConn(c)
 			if c, err = s.dial(ctx); err != nil {
 				return nil, err
 			}
@@ -336,12 +413,65 @@ func (s *clientSetup) login(ctx context.Context) (*client.Conn, error) {
 		}
 		c = nil
 		var end *client.EndError
-		if !asked || !errors.As(err, &end) || end.Reason != protocol.ReasonBadLogin || try == passwordTries {
+		badLogin := errors.As(err, &end) && end.Reason == protocol.ReasonBadLogin
+		final := !asked || !badLogin || try == passwordTries
+		if badLogin && offersSignup && !offered {
+			offered = true
+			fmt.Fprintf(s.stderr, "messager: %s\n", err)
+			yes, err := s.askYes(fmt.Sprintf("no account %s here? sign up? [y/N] ", s.user))
+			if err != nil {
+				return nil, err
+			}
+			if yes {
+				s.password = ""
+				return s.signUpChat(ctx, nil, time.Time{})
+			}
+			if final {
+				// Told already.
+				return nil, withExitCode(1, nil)
+			}
+			s.password = ""
+			continue
+		}
+		if final {
 			return nil, err
 		}
 		fmt.Fprintf(s.stderr, "messager: %s; try again\n", err)
 		s.password = ""
 	}
+}
+
+// signUpChat is signUp for chat, which goes on logged in as the new
+// account: it says so on the terminal.
+func (s *clientSetup) signUpChat(ctx context.Context, c *client.Conn, dialed time.Time) (*client.Conn, error) {
+	c, err := s.signUp(ctx, c, dialed)
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(s.stderr, "signed up as %s on %s\n", s.user, s.addr)
+	return c, nil
+}
+
+// closeConn closes c unless it is nil.
+func closeConn(c *client.Conn) {
+	if c != nil {
+		c.Close()
+	}
+}
+
+// askYes asks a yes-or-no question on the terminal; anything but y or
+// yes is no. /signup is a yes too, since the questions it answers offer
+// a sign-up.
+func (s *clientSetup) askYes(prompt string) (bool, error) {
+	answer, err := s.promptLine(prompt)
+	if err != nil {
+		return false, err
+	}
+	switch strings.ToLower(strings.TrimSpace(answer)) {
+	case "y", "yes", signupCommand:
+		return true, nil
+	}
+	return false, nil
 }
 
 // dialTrusting dials, asking on a terminal whether to trust a server
@@ -373,6 +503,15 @@ func (s *clientSetup) dialTrusting(ctx context.Context) (*client.Conn, error) {
 // that nothing typed after the line is taken from the line editor.
 func (s *clientSetup) promptLine(prompt string) (string, error) {
 	fmt.Fprint(s.stderr, prompt)
+	return s.readLine()
+}
+
+// errEndOfInput ends a line that readLine could not finish.
+var errEndOfInput = errors.New("no answer: end of input")
+
+// readLine reads one line of stdin, byte by byte, without its line end.
+// At the end of input it returns what it read, and errEndOfInput.
+func (s *clientSetup) readLine() (string, error) {
 	var b []byte
 	one := make([]byte, 1)
 	for {
@@ -387,7 +526,7 @@ func (s *clientSetup) promptLine(prompt string) (string, error) {
 			}
 		}
 		if err == io.EOF {
-			return "", errors.New("no answer: end of input")
+			return strings.TrimRight(string(b), "\r"), errEndOfInput
 		}
 		if err != nil {
 			return "", fmt.Errorf("read answer: %w", err)

@@ -18,6 +18,8 @@ import (
 	"github.com/messager/messager/internal/client"
 	"github.com/messager/messager/internal/client/seedserver"
 	"github.com/messager/messager/internal/groups"
+	"github.com/messager/messager/internal/operator"
+	"github.com/messager/messager/internal/reload"
 	"github.com/messager/messager/internal/server"
 	"github.com/messager/messager/internal/server/servertest"
 	"github.com/messager/messager/internal/trust"
@@ -56,6 +58,9 @@ func TestScripts(t *testing.T) {
 			"seedserver": func(ts *testscript.TestScript, neg bool, args []string) { cmdSeedServer(t, ts, neg, args) },
 			"online":     func(ts *testscript.TestScript, neg bool, args []string) { cmdOnline(t, ts, neg, args) },
 			"received":   cmdReceived,
+			"signupserver": func(ts *testscript.TestScript, neg bool, args []string) {
+				cmdSignupServer(t, ts, neg, args)
+			},
 		},
 	})
 }
@@ -136,6 +141,37 @@ func cmdServer(t *testing.T, ts *testscript.TestScript, neg bool, args []string)
 	}
 	ts.Setenv("MESSAGER_SERVER", srv.Addr)
 	ts.Setenv("PIN", srv.Fingerprint)
+	peers(ts).srv = srv
+}
+
+// cmdSignupServer is "signupserver open|invite": start a messager server
+// like server does, on which users may sign up (with an invite, or
+// without); $INVITE is an invite for one sign-up. The accounts are made
+// as "messager serve" makes them: in the user file, then reloaded.
+func cmdSignupServer(t *testing.T, ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 || (args[0] != "open" && args[0] != "invite") {
+		ts.Fatalf("usage: signupserver open|invite")
+	}
+	mode := server.SignupOpen
+	if args[0] == "invite" {
+		mode = server.SignupInvite
+	}
+	tb := scriptTB{TB: t, ts: ts}
+	srv := servertest.Start(tb, scriptUsers, func(c *server.Config) { c.Signup = mode; c.SignupsPerAddr = 100 })
+	dir := filepath.Dir(srv.UsersFile)
+	op, err := operator.New(srv.Server, operator.Config{
+		UsersFile:   srv.UsersFile,
+		BansFile:    filepath.Join(dir, "bans.csv"),
+		InvitesFile: filepath.Join(dir, "invites.csv"),
+		Reloader:    reload.New(srv.Server, reload.Config{UsersFile: srv.UsersFile}),
+	})
+	ts.Check(err)
+	srv.Server.SetAccounts(op)
+	token, _, err := op.Invite(1, time.Hour)
+	ts.Check(err)
+	ts.Setenv("MESSAGER_SERVER", srv.Addr)
+	ts.Setenv("PIN", srv.Fingerprint)
+	ts.Setenv("INVITE", token)
 	peers(ts).srv = srv
 }
 

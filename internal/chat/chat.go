@@ -1,7 +1,8 @@
 // Package chat is the terminal front end of messager, on top of
 // internal/client. On a terminal it runs a line editor with history, shows
 // incoming messages above the line being typed without disturbing it, and
-// takes commands (/to, /who, /watch, /join, /part, /quit, /help). With
+// takes commands (/to, /who, /watch, /join, /part, /quit, /help; /signup
+// belongs to the login, before the session). With
 // stdin not a terminal it is a pipe: every input line is one message,
 // received messages go to stdout as text or JSON lines, and the end of
 // input ends the session cleanly.
@@ -422,6 +423,8 @@ const helpText = `commands:
   /who [MASK]       who is online: everyone, a NAME, a start like al*, or a #GROUP
   /watch NAME...    be told when these users come and go; alone, the list
   /unwatch NAME...  stop watching them (/unwatch * stops watching anyone)
+  /signup           make an account on a server that offers sign-up: type it
+                    at the user or password prompt, before logging in
   /quit             end the session (Ctrl-D does the same)
   /help             show this list
   //text            send a message that starts with "/"`

@@ -483,7 +483,8 @@ func (s *session) join(group string) error {
 }
 
 // v2Command runs the commands of version 2 typed on the terminal: /who,
-// /watch, /unwatch, /join and /part. It reports whether word was one.
+// /watch, /unwatch, /join and /part, and explains /signup, which belongs
+// to the login. It reports whether word was one.
 func (s *session) v2Command(word, arg string) bool {
 	var err error
 	switch word {
@@ -497,6 +498,11 @@ func (s *session) v2Command(word, arg string) bool {
 		err = s.joinCommand(arg)
 	case "/part":
 		err = s.partCommand(arg)
+	case "/signup":
+		// Sign-up makes an account instead of logging in; a session is
+		// logged in already.
+		s.out.notice("logged in as %s already: /signup works at the user or password prompt, before logging in; "+
+			"or run: messager signup --server %s", client.Escape(s.user), client.Escape(s.cfg.Conn.Addr()))
 	default:
 		return false
 	}
