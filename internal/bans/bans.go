@@ -151,13 +151,7 @@ func Load(path string) (*Table, error) { return file.Load(path) }
 
 // Parse reads a bans file from r, through a MaxFileSize limit, and checks
 // every line. Errors carry the line number ("line 3: ...").
-func Parse(r io.Reader) (*Table, error) {
-	data, err := file.Read(r)
-	if err != nil {
-		return nil, err
-	}
-	return parse(linefile.Split(data))
-}
+func Parse(r io.Reader) (*Table, error) { return file.ParseReader(r) }
 
 // file is how the bans file is read and edited. A missing file is an
 // empty table, not an error.

@@ -139,13 +139,7 @@ var file = linefile.File[*table]{
 }
 
 // parseReader reads and parses an invites file from r.
-func parseReader(r io.Reader) (*table, error) {
-	data, err := file.Read(r)
-	if err != nil {
-		return nil, err
-	}
-	return parse(linefile.Split(data))
-}
+func parseReader(r io.Reader) (*table, error) { return file.ParseReader(r) }
 
 // parse checks the lines of an invites file and returns their table.
 func parse(lines []linefile.Line) (*table, error) {

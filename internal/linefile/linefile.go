@@ -157,6 +157,17 @@ type File[T any] struct {
 	Check bool
 }
 
+// ParseReader reads a file from r through the MaxSize limit and parses
+// it. Errors carry the line number ("line 3: ...").
+func (f File[T]) ParseReader(r io.Reader) (T, error) {
+	data, err := f.Read(r)
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	return f.Parse(Split(data))
+}
+
 // Load reads the file at path through the MaxSize limit and parses it.
 // Errors name the file and, for a malformed file, the line.
 func (f File[T]) Load(path string) (T, error) {

@@ -161,6 +161,12 @@ func TestLoad(t *testing.T) {
 	if n, err := f.Load(p); n != 0 || err != nil {
 		t.Fatalf("missing file taken as empty: %d, %v", n, err)
 	}
+	if n, err := f.ParseReader(strings.NewReader("x\nx\nx")); n != 3 || err != nil {
+		t.Fatalf("ParseReader = %d, %v", n, err)
+	}
+	if _, err := f.ParseReader(strings.NewReader(strings.Repeat("x\n", 51))); err == nil || err.Error() != "f is larger than 0 MiB" {
+		t.Fatalf("ParseReader past the limit: %v", err)
+	}
 	os.WriteFile(p, []byte("\ufeffx\r\nx\n"), 0o600)
 	if n, err := f.Load(p); n != 2 || err != nil {
 		t.Fatalf("Load = %d, %v", n, err)

@@ -86,13 +86,7 @@ func EnsureFile(path string) (created bool, err error) {
 
 // Parse reads a user file from r, through a MaxFileSize limit, and checks
 // every line. Errors carry the line number ("line 7: ...").
-func Parse(r io.Reader) (*Table, error) {
-	data, err := file.Read(r)
-	if err != nil {
-		return nil, err
-	}
-	return parse(linefile.Split(data))
-}
+func Parse(r io.Reader) (*Table, error) { return file.ParseReader(r) }
 
 // file is how the user file is read and edited. A missing file is an
 // error, except to Add.
