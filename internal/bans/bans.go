@@ -251,7 +251,7 @@ func (t *Table) find(b Ban) *entry {
 func ParseTarget(s string) (Ban, error) {
 	if name, ok := strings.CutPrefix(s, userPrefix); ok {
 		if !protocol.ValidNameString(name) {
-			return Ban{}, fmt.Errorf("invalid user name %s after %q (want 1 to %d of A-Z a-z 0-9 _ . -)", snippet(name), userPrefix, protocol.MaxNameLen)
+			return Ban{}, fmt.Errorf("invalid user name %s after %q (want 1 to %d of A-Z a-z 0-9 _ . -)", linefile.Snippet(name), userPrefix, protocol.MaxNameLen)
 		}
 		return userBan(name), nil
 	}
@@ -268,7 +268,7 @@ func ParseTarget(s string) (Ban, error) {
 	if s == "" {
 		return Ban{}, errors.New("empty target (want a user name, an IP address or a CIDR prefix)")
 	}
-	return Ban{}, fmt.Errorf("invalid target %s (want a user name of 1 to %d of A-Z a-z 0-9 _ . -, an IP address, or a CIDR prefix such as 203.0.113.0/24)", snippet(s), protocol.MaxNameLen)
+	return Ban{}, fmt.Errorf("invalid target %s (want a user name of 1 to %d of A-Z a-z 0-9 _ . -, an IP address, or a CIDR prefix such as 203.0.113.0/24)", linefile.Snippet(s), protocol.MaxNameLen)
 }
 
 // dotted reports whether s is made of digits and dots and has a dot: the
@@ -311,23 +311,23 @@ func parseAddress(s string) (netip.Prefix, error) {
 			if dotted(s) {
 				hint = fmt.Sprintf("; a user whose name looks like an address is written %q", userPrefix+s)
 			}
-			return netip.Prefix{}, fmt.Errorf("invalid address %s%s", snippet(s), hint)
+			return netip.Prefix{}, fmt.Errorf("invalid address %s%s", linefile.Snippet(s), hint)
 		}
 		if a.Zone() != "" {
-			return netip.Prefix{}, fmt.Errorf("address %s has a zone; ban the address without it", snippet(s))
+			return netip.Prefix{}, fmt.Errorf("address %s has a zone; ban the address without it", linefile.Snippet(s))
 		}
 		a = a.Unmap()
 		return netip.PrefixFrom(a, a.BitLen()), nil
 	}
 	p, err := netip.ParsePrefix(s)
 	if err != nil {
-		return netip.Prefix{}, fmt.Errorf("invalid CIDR prefix %s (want an address, \"/\" and a length, such as 203.0.113.0/24 or 2001:db8::/32)", snippet(s))
+		return netip.Prefix{}, fmt.Errorf("invalid CIDR prefix %s (want an address, \"/\" and a length, such as 203.0.113.0/24 or 2001:db8::/32)", linefile.Snippet(s))
 	}
 	if p.Addr().Is4In6() && p.Bits() >= 96 {
 		p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
 	}
 	if m := p.Masked(); m != p {
-		return netip.Prefix{}, fmt.Errorf("prefix %s has bits set past its length (did you mean %s, or the single address %s?)", snippet(s), m, p.Addr())
+		return netip.Prefix{}, fmt.Errorf("prefix %s has bits set past its length (did you mean %s, or the single address %s?)", linefile.Snippet(s), m, p.Addr())
 	}
 	return p, nil
 }
@@ -338,10 +338,10 @@ func checkReason(s string) error {
 		return fmt.Errorf("reason is %d bytes, longer than %d", len(s), MaxReasonLen)
 	}
 	if !utf8.ValidString(s) {
-		return fmt.Errorf("reason %s is not valid UTF-8", snippet(s))
+		return fmt.Errorf("reason %s is not valid UTF-8", linefile.Snippet(s))
 	}
 	if strings.ContainsFunc(s, unicode.IsControl) {
-		return fmt.Errorf("reason %s holds a control character", snippet(s))
+		return fmt.Errorf("reason %s holds a control character", linefile.Snippet(s))
 	}
 	return nil
 }
@@ -350,7 +350,7 @@ func checkReason(s string) error {
 func parseTime(what, s string) (time.Time, error) {
 	t, err := time.Parse(time.RFC3339, s)
 	if err != nil {
-		return time.Time{}, fmt.Errorf("invalid %s time %s (want RFC 3339, such as 2025-06-01T12:00:00Z)", what, snippet(s))
+		return time.Time{}, fmt.Errorf("invalid %s time %s (want RFC 3339, such as 2025-06-01T12:00:00Z)", what, linefile.Snippet(s))
 	}
 	t = t.UTC()
 	if err := checkYear(what, t); err != nil {
@@ -458,10 +458,10 @@ func parseLine(s string) (*Ban, error) {
 	}
 	fields := linefile.Fields(s, 4)
 	if len(fields) >= 2 && slices.ContainsFunc(headerColumns, func(w string) bool { return strings.EqualFold(fields[1], w) }) {
-		return nil, fmt.Errorf("%s is a header, not a ban (remove the header line: %s has no header)", snippet(trimmed), FileName)
+		return nil, fmt.Errorf("%s is a header, not a ban (remove the header line: %s has no header)", linefile.Snippet(trimmed), FileName)
 	}
 	if len(fields) < 3 {
-		return nil, fmt.Errorf("%s has %d field(s); want target,created,until,reason (until and reason may be empty)", snippet(trimmed), len(fields))
+		return nil, fmt.Errorf("%s has %d field(s); want target,created,until,reason (until and reason may be empty)", linefile.Snippet(trimmed), len(fields))
 	}
 	b, err := ParseTarget(fields[0])
 	if err != nil {
@@ -488,15 +488,6 @@ func parseLine(s string) (*Ban, error) {
 		return nil, fmt.Errorf("ban of %q: %w", b.Target, err)
 	}
 	return &b, nil
-}
-
-// snippet quotes the start of untrusted text for an error message.
-func snippet(s string) string {
-	const max = 40
-	if len(s) > max {
-		return fmt.Sprintf("%q...", s[:max])
-	}
-	return fmt.Sprintf("%q", s)
 }
 
 // appendCSV appends the table in the file format, one canonical line per

@@ -213,7 +213,7 @@ func parseLine(s string) (*Group, error) {
 	fields := linefile.Fields(s, -1)
 	name, entries := fields[0], fields[1:]
 	if isHeader(name) {
-		return nil, fmt.Errorf("%s is a header, not a group (remove the header line: %s has no header)", snippet(linefile.Trim(s)), FileName)
+		return nil, fmt.Errorf("%s is a header, not a group (remove the header line: %s has no header)", linefile.Snippet(linefile.Trim(s)), FileName)
 	}
 	if err := checkGroupName(name); err != nil {
 		return nil, err
@@ -245,7 +245,7 @@ func checkGroupName(name string) error {
 	if protocol.ValidGroupString(name) {
 		return nil
 	}
-	msg := fmt.Sprintf("invalid group name %s (want \"#\" and 1 to %d of A-Z a-z 0-9 _ . -)", snippet(name), protocol.MaxGroupLen)
+	msg := fmt.Sprintf("invalid group name %s (want \"#\" and 1 to %d of A-Z a-z 0-9 _ . -)", linefile.Snippet(name), protocol.MaxGroupLen)
 	switch {
 	case name == "":
 		msg = "empty group name (each line starts with \"#name\")"
@@ -262,7 +262,7 @@ func checkUserName(u string) error {
 		return errors.New("empty user name (two commas in a row, or one at the end of the line)")
 	}
 	if !protocol.ValidNameString(u) {
-		return fmt.Errorf("invalid user name %s (want 1 to %d of A-Z a-z 0-9 _ . -, or a single %q for every user)", snippet(u), protocol.MaxNameLen, Everyone)
+		return fmt.Errorf("invalid user name %s (want 1 to %d of A-Z a-z 0-9 _ . -, or a single %q for every user)", linefile.Snippet(u), protocol.MaxNameLen, Everyone)
 	}
 	return nil
 }
@@ -291,15 +291,6 @@ var headerNames = []string{"group", "groups", "name", "channel", "room"}
 
 func isHeader(field string) bool {
 	return slices.ContainsFunc(headerNames, func(w string) bool { return strings.EqualFold(field, w) })
-}
-
-// snippet quotes the start of untrusted text for an error message.
-func snippet(s string) string {
-	const max = 40
-	if len(s) > max {
-		return fmt.Sprintf("%q...", s[:max])
-	}
-	return fmt.Sprintf("%q", s)
 }
 
 // format returns g's line in the canonical form: the name as written, then

@@ -186,18 +186,18 @@ func parseLine(s string) (*entry, error) {
 	}
 	fields := linefile.Fields(s, -1)
 	if slices.ContainsFunc(headerNames, func(w string) bool { return strings.EqualFold(fields[0], w) }) {
-		return nil, fmt.Errorf("%s is a header, not an invite (remove the header line: %s has no header)", snippet(trimmed), FileName)
+		return nil, fmt.Errorf("%s is a header, not an invite (remove the header line: %s has no header)", linefile.Snippet(trimmed), FileName)
 	}
 	if len(fields) != 5 {
-		return nil, fmt.Errorf("%s has %d field(s); want id,hash,uses,expires,created", snippet(trimmed), len(fields))
+		return nil, fmt.Errorf("%s has %d field(s); want id,hash,uses,expires,created", linefile.Snippet(trimmed), len(fields))
 	}
 	id, hash, uses, expires, created := fields[0], fields[1], fields[2], fields[3], fields[4]
 	if !lowerHex(id, idLen) {
-		return nil, fmt.Errorf("invalid ID %s (want %d lowercase hex digits)", snippet(id), idLen)
+		return nil, fmt.Errorf("invalid ID %s (want %d lowercase hex digits)", linefile.Snippet(id), idLen)
 	}
 	e := &entry{inv: Invite{ID: id}, hash: hash}
 	if !lowerHex(hash, 2*sha256.Size) {
-		return nil, fmt.Errorf("invite %s: invalid hash %s (want the SHA-256 of the token in %d lowercase hex digits)", id, snippet(hash), 2*sha256.Size)
+		return nil, fmt.Errorf("invite %s: invalid hash %s (want the SHA-256 of the token in %d lowercase hex digits)", id, linefile.Snippet(hash), 2*sha256.Size)
 	}
 	var err error
 	if e.inv.Uses, err = parseUses(uses); err != nil {
@@ -230,7 +230,7 @@ func lowerHex(s string, n int) bool {
 
 // parseUses parses a count of uses: decimal digits, 1 to MaxUses.
 func parseUses(s string) (int, error) {
-	bad := fmt.Errorf("invalid uses %s (want a whole number from 1 to %d)", snippet(s), MaxUses)
+	bad := fmt.Errorf("invalid uses %s (want a whole number from 1 to %d)", linefile.Snippet(s), MaxUses)
 	if s == "" || len(s) > 9 || strings.Trim(s, "0123456789") != "" {
 		return 0, bad
 	}
@@ -245,7 +245,7 @@ func parseUses(s string) (int, error) {
 func parseTime(what, s string) (time.Time, error) {
 	t, err := time.Parse(time.RFC3339, s)
 	if err != nil {
-		return time.Time{}, fmt.Errorf("invalid %s time %s (want RFC 3339, such as 2025-06-01T12:00:00Z)", what, snippet(s))
+		return time.Time{}, fmt.Errorf("invalid %s time %s (want RFC 3339, such as 2025-06-01T12:00:00Z)", what, linefile.Snippet(s))
 	}
 	t = t.UTC()
 	// Keep to years that RFC 3339 can write in UTC.
@@ -275,18 +275,9 @@ func (t *table) appendCSV(b []byte) []byte {
 	return b
 }
 
-// snippet quotes the start of untrusted text for an error message.
-func snippet(s string) string {
-	const max = 40
-	if len(s) > max {
-		return fmt.Sprintf("%q...", s[:max])
-	}
-	return fmt.Sprintf("%q", s)
-}
-
 // errUnknownID is Remove's error for an ID not in the file.
 func errUnknownID(id string) error {
-	return fmt.Errorf("no invite %s: %w", snippet(id), ErrUnknown)
+	return fmt.Errorf("no invite %s: %w", linefile.Snippet(id), ErrUnknown)
 }
 
 // ErrUnknown is the error of a token or ID that names no invite that can

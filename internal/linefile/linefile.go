@@ -118,6 +118,16 @@ func Fields(s string, n int) []string {
 	return fields
 }
 
+// Snippet quotes the start of untrusted text for an error message: at
+// most 40 bytes of it, with "..." after the quote when there is more.
+func Snippet(s string) string {
+	const max = 40
+	if len(s) > max {
+		return fmt.Sprintf("%q...", s[:max])
+	}
+	return fmt.Sprintf("%q", s)
+}
+
 // Append adds a line with text at the end of lines. It ends the way the
 // first line does, so a file written with "\r\n" keeps to it.
 func Append(lines []Line, text string) []Line {

@@ -176,3 +176,15 @@ func TestLoad(t *testing.T) {
 		t.Fatalf("bad file: %v", err)
 	}
 }
+
+func TestSnippet(t *testing.T) {
+	if got := Snippet("a\"b"); got != `"a\"b"` {
+		t.Errorf("short: %s", got)
+	}
+	if got := Snippet(strings.Repeat("x", 40)); got != `"`+strings.Repeat("x", 40)+`"` {
+		t.Errorf("40 bytes: %s", got)
+	}
+	if got := Snippet(strings.Repeat("x", 41)); got != `"`+strings.Repeat("x", 40)+`"...` {
+		t.Errorf("41 bytes: %s", got)
+	}
+}

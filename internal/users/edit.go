@@ -60,7 +60,7 @@ func SetPassword(path, name string, password []byte) error {
 
 func checkName(name string) error {
 	if !protocol.ValidNameString(name) {
-		return fmt.Errorf("invalid user name %s: want 1 to %d of A-Z a-z 0-9 _ . -", snippet(name), protocol.MaxNameLen)
+		return fmt.Errorf("invalid user name %s: want 1 to %d of A-Z a-z 0-9 _ . -", linefile.Snippet(name), protocol.MaxNameLen)
 	}
 	if Reserved(name) {
 		return ErrReservedName

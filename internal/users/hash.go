@@ -13,6 +13,7 @@ import (
 	"golang.org/x/crypto/argon2"
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/messager/messager/internal/linefile"
 	"github.com/messager/messager/internal/protocol"
 )
 
@@ -143,7 +144,7 @@ func parseCredential(s string) (credential, error) {
 		return parseBcrypt(s)
 	case s[0] == '$':
 		scheme, _, _ := strings.Cut(s[1:], "$")
-		return credential{}, fmt.Errorf("unsupported hash scheme %s (want argon2id or bcrypt)", snippet("$"+scheme+"$"))
+		return credential{}, fmt.Errorf("unsupported hash scheme %s (want argon2id or bcrypt)", linefile.Snippet("$"+scheme+"$"))
 	}
 	if !protocol.ValidPassword([]byte(s)) {
 		// Never quote it: it is somebody's password.
@@ -163,7 +164,7 @@ func parseArgon2id(s string) (credential, error) {
 		return bad("want $argon2id$v=19$m=M,t=T,p=P$salt$hash")
 	}
 	if parts[2] != "v="+strconv.Itoa(argon2.Version) {
-		return bad(fmt.Sprintf("unsupported version %s (want v=%d)", snippet(parts[2]), argon2.Version))
+		return bad(fmt.Sprintf("unsupported version %s (want v=%d)", linefile.Snippet(parts[2]), argon2.Version))
 	}
 	fields := strings.Split(parts[3], ",")
 	if len(fields) != 3 {
@@ -177,7 +178,7 @@ func parseArgon2id(s string) (credential, error) {
 		}
 		n, err := strconv.ParseUint(v, 10, 32)
 		if err != nil || (len(v) > 1 && v[0] == '0') {
-			return bad(fmt.Sprintf("bad parameter %s", snippet(fields[i])))
+			return bad(fmt.Sprintf("bad parameter %s", linefile.Snippet(fields[i])))
 		}
 		vals[i] = n
 	}
@@ -218,7 +219,7 @@ func parseBcrypt(s string) (credential, error) {
 	}
 	cost, err := strconv.Atoi(s[4:6])
 	if err != nil || s[4] < '0' || s[4] > '9' || cost < bcrypt.MinCost {
-		return credential{}, fmt.Errorf("malformed bcrypt hash: cost %s is not a number from %d to %d", snippet(s[4:6]), bcrypt.MinCost, maxBcryptCost)
+		return credential{}, fmt.Errorf("malformed bcrypt hash: cost %s is not a number from %d to %d", linefile.Snippet(s[4:6]), bcrypt.MinCost, maxBcryptCost)
 	}
 	if cost > maxBcryptCost {
 		return credential{}, fmt.Errorf("bcrypt hash too costly to check: cost %d is over the limit of %d", cost, maxBcryptCost)

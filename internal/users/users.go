@@ -211,12 +211,12 @@ func parseLine(s string) (*entry, error) {
 	}
 	name, cred, ok := strings.Cut(s, ",")
 	if !ok {
-		return nil, fmt.Errorf("want \"name,hash\", found no comma in %s", snippet(s))
+		return nil, fmt.Errorf("want \"name,hash\", found no comma in %s", linefile.Snippet(s))
 	}
 	name = linefile.Trim(name)
 	cred = linefile.Trim(cred)
 	if !protocol.ValidNameString(name) {
-		return nil, fmt.Errorf("invalid user name %s (want 1 to %d of A-Z a-z 0-9 _ . -)", snippet(name), protocol.MaxNameLen)
+		return nil, fmt.Errorf("invalid user name %s (want 1 to %d of A-Z a-z 0-9 _ . -)", linefile.Snippet(name), protocol.MaxNameLen)
 	}
 	if Reserved(name) {
 		return nil, fmt.Errorf("user %q: %w", name, ErrReservedName)
@@ -274,15 +274,6 @@ func commonParams(byName map[string]*entry) Params {
 }
 
 func cost(p Params) uint64 { return uint64(p.Memory) * uint64(p.Time) }
-
-// snippet quotes the start of untrusted text for an error message.
-func snippet(s string) string {
-	const max = 40
-	if len(s) > max {
-		return fmt.Sprintf("%q...", s[:max])
-	}
-	return fmt.Sprintf("%q", s)
-}
 
 // appendCSV appends the table in the file format, one canonical line per
 // user in name order.
