@@ -117,14 +117,16 @@ func TestSeedServerBareChecks(t *testing.T) {
 // end, so no line completes while it is the only thing sent; its bytes
 // alone must keep the watchdog quiet.
 func TestSeedServerChecksKeepAlive(t *testing.T) {
-	const interval = 200 * time.Millisecond
+	// Long enough that a loaded machine's pauses do not pass for
+	// silence, short enough to keep the test quick.
+	const interval = 400 * time.Millisecond
 	s := seedserver.Start(t, seedUsers, seedserver.Options{})
 	alice := mustDialSeed(t, s, "alice", client.Options{CheckInterval: interval})
 	bob := mustDialSeed(t, s, "bob", client.Options{})
-	const checks = 4 * client.SilentChecks * 2
+	const checks = 2 * client.SilentChecks * 2
 	go func() {
-		// Twice an interval, for four times the silence allowed: a
-		// watchdog counting whole lines only would fire.
+		// Twice an interval, for twice the silence allowed: a watchdog
+		// counting whole lines only would fire.
 		for i := 0; i < checks; i++ {
 			time.Sleep(interval / 2)
 			s.Send("alice", "CHECK")

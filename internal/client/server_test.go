@@ -111,8 +111,11 @@ func TestRealServerLoggedInElsewhere(t *testing.T) {
 }
 
 func TestRealServerChecksKeepAlive(t *testing.T) {
-	srv := servertest.Start(t, users, func(c *server.Config) { c.CheckInterval = 50 * time.Millisecond })
-	alice, err := dial(t, srv, "alice", "pw1", client.Options{CheckInterval: 50 * time.Millisecond})
+	// The client allows three intervals of silence (900 ms); the server
+	// checks every 100 ms, so even a loaded machine's pauses do not pass
+	// for silence.
+	srv := servertest.Start(t, users, func(c *server.Config) { c.CheckInterval = 100 * time.Millisecond })
+	alice, err := dial(t, srv, "alice", "pw1", client.Options{CheckInterval: 300 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,9 +124,9 @@ func TestRealServerChecksKeepAlive(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The server's checks keep alice's watchdog from firing while bob
-	// waits ten intervals before writing.
+	// waits twice the silence allowed before writing.
 	go func() {
-		time.Sleep(500 * time.Millisecond)
+		time.Sleep(1800 * time.Millisecond)
 		bob.Send("alice", "late")
 	}()
 	ev, err := alice.Receive()
