@@ -235,7 +235,7 @@ func runPresence(ctx context.Context, cfg *Config, t *target, rep *Report, fileL
 	if pr.Quiet.RelayMsgsPerSec > 0 {
 		pr.RelayRatio = pr.Churned.RelayMsgsPerSec / pr.Quiet.RelayMsgsPerSec
 	}
-	pr.ServerBoundRatio = serverBoundRatio(pr.Quiet, pr.Churned, len(relay.serverCores))
+	pr.ChurnServerCPU, pr.ServerBoundRatio = churnShare(pr.Quiet, pr.Churned, len(relay.serverCores))
 	r.fillChurn(pr, c0, c1)
 
 	// Every watcher must be right presenceDeadline after the last change.
@@ -827,19 +827,23 @@ func perEntry(before, after uint64, entries int) float64 {
 	return (float64(after) - float64(before)) / float64(entries)
 }
 
-// serverBoundRatio estimates the relay ratio the server alone would
-// allow, for when the bench, not the server, bounds the relay: the
-// server's CPU per relayed message without the churn gives what the
-// relay cost in the churn phase, the rest of that phase's CPU is the
-// churn's, and the server's cores less the churn's share are what would
-// be left to relay with. Zero when the server's cores are not known.
-func serverBoundRatio(quiet, churned PresencePhase, cores int) float64 {
-	if cores == 0 || quiet.RelayMsgsPerSec == 0 || quiet.ServerCPU == 0 {
-		return 0
+// churnShare estimates what the churn cost the server and the relay
+// ratio the server alone would allow, for when the bench, not the
+// server, bounds the relay: the server's CPU per relayed message without
+// the churn gives what the relay cost in the churn phase, the rest of
+// that phase's CPU is the churn's (in cores), and the server's cores less
+// the churn's are what would be left to relay with. The ratio is zero
+// when the server's cores are not known.
+func churnShare(quiet, churned PresencePhase, cores int) (churnCPU, ratio float64) {
+	if quiet.RelayMsgsPerSec == 0 || quiet.ServerCPU == 0 {
+		return 0, 0
 	}
 	perMsg := quiet.ServerCPU / quiet.RelayMsgsPerSec
-	churnOnly := churned.ServerCPU - churned.RelayMsgsPerSec*perMsg
-	return min(1, max(0, (float64(cores)-churnOnly)/float64(cores)))
+	churnCPU = max(0, churned.ServerCPU-churned.RelayMsgsPerSec*perMsg)
+	if cores == 0 {
+		return churnCPU, 0
+	}
+	return churnCPU, min(1, max(0, (float64(cores)-churnCPU)/float64(cores)))
 }
 
 // fillChurn writes the churn phase's presence figures.

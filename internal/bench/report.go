@@ -209,6 +209,9 @@ type PresenceReport struct {
 	Quiet      PresencePhase `json:"quiet"`
 	Churned    PresencePhase `json:"churn"`
 	RelayRatio float64       `json:"relay_ratio"`
+	// ChurnServerCPU estimates the server's CPU, in cores, that went to
+	// the churn and the presence lines rather than the relay.
+	ChurnServerCPU float64 `json:"churn_server_cpu,omitempty"`
 	// ServerBoundRatio estimates the ratio the server's CPU alone would
 	// allow (see the notes on reading the figures): the share of the
 	// server's cores the churn left for the relay. Zero when the server
@@ -328,7 +331,7 @@ func (r *Report) writePresence(p func(string, ...any)) {
 	}
 	p("relay         %s msgs/s without churn, %s with it: %.2f×", countText(uint64(s.Quiet.RelayMsgsPerSec)), countText(uint64(s.Churned.RelayMsgsPerSec)), s.RelayRatio)
 	if s.ServerBoundRatio > 0 {
-		p(" (the server's CPU alone would allow about %.2f×)", s.ServerBoundRatio)
+		p(" (the churn took about %.2f of the server's cores; its CPU alone would allow about %.2f×)", s.ChurnServerCPU, s.ServerBoundRatio)
 	}
 	p("\n")
 	p("messages      sent %s, delivered %s, CNT %d, lost %d, out of order %d, errors %d\n",
