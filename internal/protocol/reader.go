@@ -13,6 +13,13 @@ import (
 const (
 	smallBuffer = 256
 	largeBuffer = 32 << 10
+	// quietRead is the size under which a read counts as quiet: the large
+	// buffer goes back once a read brings less. Over TLS, a read returns
+	// at most one record, and the rest of a record is copied from memory,
+	// so reading a quiet stream through the small buffer costs no system
+	// call; a session that sent one burst (a WATCH list) and went idle
+	// so does not keep 32 KiB for good.
+	quietRead = 4 << 10
 )
 
 var largeBuffers = sync.Pool{New: func() any { b := make([]byte, largeBuffer); return &b }}
@@ -68,7 +75,10 @@ func (r *Reader) Fill() error {
 	r.prepare()
 	n, err := r.src.Read(r.buf[r.end:])
 	r.end += n
-	r.small = n < smallBuffer/2
+	// Through the small buffer, a read that nearly fills it may have
+	// left more behind: grow. Through the large one, a quiet read means
+	// the burst is over: shrink.
+	r.small = n < smallBuffer/2 || r.large != nil && n < quietRead
 	if n == 0 && err == nil {
 		err = io.ErrNoProgress
 	}
