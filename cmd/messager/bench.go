@@ -22,6 +22,7 @@ type benchOptions struct {
 	asJSON     bool
 	idle       bool
 	insecure   bool
+	protocol   int
 	writeUsers string
 	cpuProfile string
 }
@@ -89,6 +90,7 @@ a watcher was still wrong 1.5 s after the churn stopped.`,
 	f.IntVar(&c.Sessions, "sessions", 0, "idle sessions to open (with --idle)")
 	f.BoolVar(&o.idle, "idle", false, "hold --sessions idle sessions instead of sending a load")
 	f.DurationVar(&c.Hold, "hold", bench.DefaultHold, "how long to hold idle sessions")
+	f.IntVar(&o.protocol, "protocol", 1, "protocol version of the 1:1 load's sessions: 1, or 2 (they say HELLO 2 first)")
 	f.IntVar(&c.GroupSize, "group-size", 0, "fan out to a group of this many members instead of pairs")
 	f.IntVar(&c.Senders, "senders", bench.DefaultSenders, "senders to the group (with --group-size)")
 	f.BoolVar(&c.Presence, "presence", false, "watch --sessions sessions' presence under a churn of logins and logouts")
@@ -130,6 +132,10 @@ func runBench(cmd *cobra.Command, o *benchOptions) error {
 		c.Window = 0
 	}
 	switch {
+	case o.protocol != 1 && o.protocol != 2:
+		return usageError(fmt.Errorf("--protocol must be 1 or 2, not %d", o.protocol))
+	case o.protocol == 2 && (o.idle || c.Presence || c.GroupSize > 0):
+		return usageError(errors.New("--protocol is for the 1:1 load; the group and presence modes speak version 2 anyway"))
 	case o.idle && c.Presence:
 		return usageError(errors.New("--idle and --presence exclude each other"))
 	case o.idle && c.Sessions == 0:
@@ -143,6 +149,7 @@ func runBench(cmd *cobra.Command, o *benchOptions) error {
 	case c.Server != "" && len(c.ServeArgs) > 0:
 		return usageError(errors.New("--serve-arg is for a server the bench starts, not a --server"))
 	}
+	c.Version2 = o.protocol == 2
 	if err := c.Check(); err != nil {
 		return usageError(err)
 	}

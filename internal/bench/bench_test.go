@@ -255,3 +255,17 @@ func TestWriteUsers(t *testing.T) {
 		t.Error("WriteUsers overwrote an existing file")
 	}
 }
+
+// TestClosedLoopVersion2: the 1:1 load with sessions that say HELLO 2
+// first counts as the version-1 one does.
+func TestClosedLoopVersion2(t *testing.T) {
+	srv := startServer(t, 2, 0)
+	cfg := baseConfig(srv, 2)
+	cfg.Window = 16
+	cfg.Version2 = true
+	rep, err := Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkLoad(t, rep)
+}

@@ -78,6 +78,11 @@ type Config struct {
 	Hold     time.Duration
 	Probes   int
 
+	// Version2 makes the 1:1 load's sessions say HELLO 2 before they log
+	// in, so the relay of version-2 sessions can be measured; the group
+	// and presence modes always use version 2.
+	Version2 bool
+
 	// GroupSize, when set, selects the group mode: GroupSize members of
 	// one group receive what Senders sessions (DefaultSenders when zero),
 	// members too, send to it, Window messages in flight per sender.

@@ -197,13 +197,13 @@ func (r *loadRun) login(ctx context.Context, t *target) error {
 		}
 	}
 	err := loginAll(ctx, n, func(ctx context.Context, i int) error {
-		s, err := t.dial.login(ctx, receiverName(r.cfg.UserPrefix, i), r.cfg.Password, loginOptions{busy: true})
+		s, err := t.dial.login(ctx, receiverName(r.cfg.UserPrefix, i), r.cfg.Password, loginOptions{busy: true, version2: r.cfg.Version2})
 		r.pairs[i].receiver = s
 		return err
 	})
 	if err == nil {
 		err = loginAll(ctx, n, func(ctx context.Context, i int) error {
-			s, err := t.dial.login(ctx, senderName(r.cfg.UserPrefix, i), r.cfg.Password, loginOptions{})
+			s, err := t.dial.login(ctx, senderName(r.cfg.UserPrefix, i), r.cfg.Password, loginOptions{version2: r.cfg.Version2})
 			r.pairs[i].sender = s
 			return err
 		})
