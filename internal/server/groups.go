@@ -262,11 +262,13 @@ func (s *Session) leaveGroup(g *group, tellSelf bool) {
 	empty := len(g.members) == 0
 	g.mu.Unlock()
 	closeSlow(slow)
-	if tellSelf {
-		s.enqueueBytes(line)
-	}
+	// An emptied group is gone before the leaver is told: once it has
+	// its PART, a JOIN of the name makes the group anew.
 	if empty {
 		s.srv.groups.dropIfEmpty(g, s.srv.listed.Load())
+	}
+	if tellSelf {
+		s.enqueueBytes(line)
 	}
 }
 
