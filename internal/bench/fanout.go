@@ -389,67 +389,31 @@ func (r *fanRun) sample() sample {
 	return s
 }
 
-// drain waits until every message sent is done, or Drain has passed.
+// drain waits until every sender's messages are done, or the drain time
+// has passed.
 func (r *fanRun) drain(ctx context.Context) {
-	deadline := time.Now().Add(r.f.Drain)
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		pending := false
+	waitDrained(ctx, r.f.Drain, func() bool {
 		for _, s := range r.senders {
 			if s.done.Load() < s.sent.Load() {
-				pending = true
-				break
+				return true
 			}
 		}
-		if !pending || time.Now().After(deadline) {
-			return
-		}
-		select {
-		case <-tick.C:
-		case <-ctx.Done():
-			return
-		}
-	}
+		return false
+	})
 }
 
 // progress writes a live line once a second until stop is closed.
 func (r *fanRun) progress(stop chan struct{}) {
-	w := r.f.Progress
-	if w == nil {
-		<-stop
-		return
-	}
-	tick := time.NewTicker(time.Second)
-	defer tick.Stop()
-	var last uint64
-	lastAt := time.Now()
-	for {
-		select {
-		case <-stop:
-			fmt.Fprint(w, "\r\033[K")
-			return
-		case now := <-tick.C:
-			n := r.deliveries()
-			var sent, done uint64
-			for _, s := range r.senders {
-				sent += s.sent.Load()
-				done += s.done.Load()
-			}
-			phase := "measuring"
-			switch at := r.now(); {
-			case at < r.measureStart:
-				phase = "warming up"
-			case at >= r.measureEnd:
-				phase = "draining"
-			}
-			rate := float64(n-last) / now.Sub(lastAt).Seconds()
-			last, lastAt = n, now
-			errs, _ := r.errs.snapshot()
-			fmt.Fprintf(w, "\r\033[Kbench: %s  %s deliveries/s  messages done %s  in flight %s  errors %d",
-				phase, countText(uint64(rate)), countText(done), countText(sent-min(sent, done)), errs)
+	showProgress(r.f.Progress, stop, r.deliveries, func(rate float64) string {
+		var sent, done uint64
+		for _, s := range r.senders {
+			sent += s.sent.Load()
+			done += s.done.Load()
 		}
-	}
+		errs, _ := r.errs.snapshot()
+		return fmt.Sprintf("%s  %s deliveries/s  messages done %s  in flight %s  errors %d",
+			phase(r.now(), r.measureStart, r.measureEnd), countText(uint64(rate)), countText(done), countText(sent-min(sent, done)), errs)
+	})
 }
 
 // fill writes the run's figures into the report. Counts are deliveries

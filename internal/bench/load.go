@@ -525,65 +525,36 @@ func (r *loadRun) readFailed(user string, err error) {
 // drain waits until every message sent is delivered or answered with CNT,
 // or Drain has passed. It polls: the wait is short and ends a run.
 func (r *loadRun) drain(ctx context.Context) {
-	deadline := time.Now().Add(r.cfg.Drain)
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		pending := false
+	waitDrained(ctx, r.cfg.Drain, func() bool {
 		for _, p := range r.pairs {
 			if p.acknowledged() < p.sent.Load() {
-				pending = true
-				break
+				return true
 			}
 		}
-		if !pending || time.Now().After(deadline) {
-			return
-		}
-		select {
-		case <-tick.C:
-		case <-ctx.Done():
-			return
-		}
-	}
+		return false
+	})
 }
 
 // progress writes a live line once a second until stop is closed.
 func (r *loadRun) progress(stop chan struct{}) {
-	w := r.cfg.Progress
-	if w == nil {
-		<-stop
-		return
-	}
-	tick := time.NewTicker(time.Second)
-	defer tick.Stop()
-	var last uint64
-	lastAt := time.Now()
-	for {
-		select {
-		case <-stop:
-			fmt.Fprint(w, "\r\033[K")
-			return
-		case now := <-tick.C:
-			var sent, delivered, cnt uint64
-			for _, p := range r.pairs {
-				sent += p.sent.Load()
-				delivered += p.delivered.Load()
-				cnt += p.cnt.Load()
-			}
-			phase := "measuring"
-			switch at := r.now(); {
-			case at < r.measureStart:
-				phase = "warming up"
-			case at >= r.measureEnd:
-				phase = "draining"
-			}
-			rate := float64(delivered-last) / now.Sub(lastAt).Seconds()
-			last, lastAt = delivered, now
-			errs, _ := r.errs.snapshot()
-			fmt.Fprintf(w, "\r\033[Kbench: %s  %s msgs/s  delivered %s  in flight %s  CNT %d  errors %d",
-				phase, countText(uint64(rate)), countText(delivered), countText(sent-min(sent, delivered+cnt)), cnt, errs)
+	delivered := func() uint64 {
+		var n uint64
+		for _, p := range r.pairs {
+			n += p.delivered.Load()
 		}
+		return n
 	}
+	showProgress(r.cfg.Progress, stop, delivered, func(rate float64) string {
+		var sent, cnt uint64
+		for _, p := range r.pairs {
+			sent += p.sent.Load()
+			cnt += p.cnt.Load()
+		}
+		d := delivered()
+		errs, _ := r.errs.snapshot()
+		return fmt.Sprintf("%s  %s msgs/s  delivered %s  in flight %s  CNT %d  errors %d",
+			phase(r.now(), r.measureStart, r.measureEnd), countText(uint64(rate)), countText(d), countText(sent-min(sent, d+cnt)), cnt, errs)
+	})
 }
 
 // fill writes the run's figures into the report.
