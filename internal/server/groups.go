@@ -35,6 +35,11 @@ type group struct {
 	mu      sync.Mutex
 	members []*Session
 	gone    bool // removed from the table: a JOIN makes a fresh group
+	// remote are the members on other nodes of a cluster, by name, with
+	// the node each is on; nodes are those nodes, each once, for
+	// forwarding the group's messages. Also guarded by mu.
+	remote map[string]Forwarder
+	nodes  []groupNode
 }
 
 // groupTable holds the groups that exist now.
@@ -75,7 +80,7 @@ func (t *groupTable) dropIfEmpty(g *group, listed *groups.Table) {
 	}
 	t.mu.Lock()
 	g.mu.Lock()
-	if len(g.members) == 0 && !g.gone {
+	if g.sizeLocked() == 0 && !g.gone {
 		g.gone = true
 		delete(t.byKey, g.key)
 	}
@@ -94,7 +99,7 @@ func (t *groupTable) snapshot() map[string]int {
 	out := make(map[string]int, len(gs))
 	for _, g := range gs {
 		g.mu.Lock()
-		out[g.name] = len(g.members)
+		out[g.name] = g.sizeLocked()
 		g.mu.Unlock()
 	}
 	return out
@@ -102,9 +107,12 @@ func (t *groupTable) snapshot() map[string]int {
 
 // memberNames returns the names of g's members, sorted; g.mu is held.
 func (g *group) memberNamesLocked() []string {
-	names := make([]string, len(g.members))
+	names := make([]string, len(g.members), g.sizeLocked())
 	for i, m := range g.members {
 		names[i] = m.name
+	}
+	for name := range g.remote {
+		names = append(names, name)
 	}
 	slices.Sort(names)
 	return names
@@ -207,12 +215,15 @@ func sessionJoin(s *Session, q *protocol.Query) closeReason {
 		name = entry.Name
 	}
 	g := srv.groups.get(string(key), name)
-	if len(g.members) >= srv.cfg.MaxMembers {
+	if g.sizeLocked() >= srv.cfg.MaxMembers {
 		g.mu.Unlock()
 		s.fail(protocol.KindJoin, q.Group, protocol.ReasonGroupFull)
 		return reasonNone
 	}
 	g.members = append(g.members, s)
+	if c := srv.cfg.Cluster; c != nil {
+		c.Joined(g.name, s.name)
+	}
 	line := protocol.AppendJoin(nil, g.name, s.name)
 	slow := g.tellLocked(line, s)
 	names := g.memberNamesLocked()
@@ -257,9 +268,13 @@ func sessionPart(s *Session, q *protocol.Query) closeReason {
 func (s *Session) leaveGroup(g *group, tellSelf bool) {
 	line := protocol.AppendPart(nil, g.name, s.name)
 	g.mu.Lock()
-	g.removeLocked(s)
+	if g.removeLocked(s) {
+		if c := s.srv.cfg.Cluster; c != nil {
+			c.Parted(g.name, s.name)
+		}
+	}
 	slow := g.tellLocked(line, s)
-	empty := len(g.members) == 0
+	empty := g.sizeLocked() == 0
 	g.mu.Unlock()
 	closeSlow(slow)
 	// An emptied group is gone before the leaver is told: once it has
@@ -294,25 +309,8 @@ func sessionGroupMsg(s *Session, q *protocol.Query) closeReason {
 	}
 	g.mu.Lock()
 	s.scratch = protocol.AppendRelay(s.scratch[:0], []byte(g.name), q.Sender, q.Text)
-	for _, m := range g.members {
-		if m == s {
-			continue
-		}
-		m.q.mu.Lock()
-		queued, wake, urgent, tooSlow := m.q.appendBytesLocked(s.scratch)
-		m.q.mu.Unlock()
-		switch {
-		case urgent:
-			m.nudge()
-		case wake:
-			s.touched = append(s.touched, m)
-		case tooSlow:
-			s.slow = append(s.slow, m)
-		}
-		if queued {
-			s.relayed++
-		}
-	}
+	s.fanOutLocked(g, s.scratch, s)
+	g.forwardLocked(q.Sender, q.Text)
 	g.mu.Unlock()
 	return reasonNone
 }

@@ -258,6 +258,7 @@ func (s *Server) newSession(t Transport, in *countingReader, name, addr, remote 
 	sess.q.out = reserve(nil, shortLine, false)
 	sess.q.out.b = protocol.AppendAccept(sess.q.out.b, sess.name)
 	sess.whoTokens = whoBurst
+	sess.stats = &s.stats
 	return sess
 }
 

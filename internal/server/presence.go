@@ -378,17 +378,24 @@ func sessionWho(s *Session, q *protocol.Query) closeReason {
 			for _, m := range g.members {
 				first.add(m.name)
 			}
-			count = len(g.members)
+			for name := range g.remote {
+				first.add(name)
+			}
+			count = g.sizeLocked()
 			g.mu.Unlock()
 		}
 	case mask[len(mask)-1] == '*':
 		prefix := string(mask[:len(mask)-1])
-		srv.local.Names(func(name string) {
+		match := func(name string) {
 			if len(name) >= len(prefix) && name[:len(prefix)] == prefix {
 				first.add(name)
 				count++
 			}
-		})
+		}
+		srv.local.Names(match)
+		if c := srv.cfg.Cluster; c != nil {
+			c.RemoteNames(match)
+		}
 	default:
 		if srv.online(mask) {
 			first.add(string(mask))

@@ -26,11 +26,15 @@ type Route struct {
 	Remote Forwarder
 }
 
-// Forwarder takes messages for a user who is online on another node, as
-// a DERP server's packet forwarder does. Forward must not block on the
-// network: it queues the message and reports whether it could.
+// Forwarder takes messages for users who are online on another node, as
+// a DERP server's packet forwarder does: one Forwarder per node. Its
+// methods must not block on the network: they queue the message and
+// report whether they could.
 type Forwarder interface {
+	// Forward takes a message for target.
 	Forward(target, sender, text []byte) bool
+	// ForwardGroup takes a message of a group with members on the node.
+	ForwardGroup(group string, sender, text []byte) bool
 }
 
 // registryShards spreads names over independently locked maps, so that
@@ -45,6 +49,10 @@ type Registry struct {
 	// onChange, if set, is told when a user comes online or goes offline
 	// (not when a session is replaced). It is called with no lock held.
 	onChange func(name string)
+	// onLogin and onLogout, if set, are told of every session registered
+	// and of every session unregistered while still its user's; they are
+	// called with no lock held.
+	onLogin, onLogout func(s *Session)
 }
 
 type registryShard struct {
@@ -88,6 +96,9 @@ func (r *Registry) register(s *Session) (replaced *Session) {
 	if old == nil && r.onChange != nil {
 		r.onChange(s.name)
 	}
+	if r.onLogin != nil {
+		r.onLogin(s)
+	}
 	return old
 }
 
@@ -102,6 +113,9 @@ func (r *Registry) unregister(s *Session) {
 	sh.mu.Unlock()
 	if gone && r.onChange != nil {
 		r.onChange(s.name)
+	}
+	if gone && r.onLogout != nil {
+		r.onLogout(s)
 	}
 }
 

@@ -30,6 +30,13 @@ func (f *forwarder) Forward(target, sender, text []byte) bool {
 	return true
 }
 
+func (f *forwarder) ForwardGroup(group string, sender, text []byte) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.got = append(f.got, group+" "+string(sender)+" "+string(text))
+	return true
+}
+
 // elsewhere routes names held by the forwarder there, the rest locally.
 type elsewhere struct {
 	local func() *server.Registry

@@ -81,6 +81,9 @@ type Config struct {
 	// Router finds where a message's target is online; nil means this
 	// server's own sessions only.
 	Router Router
+	// Cluster, if set, is the other nodes this server runs with; it is
+	// the Router too, and is told of logins and group changes here.
+	Cluster Cluster
 	// Throttle slows down and refuses repeated failed logins.
 	Throttle ThrottleConfig
 	// Logger receives the server's logs.
@@ -255,6 +258,10 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.groups.byKey = make(map[string]*group)
 	s.router = cfg.Router
+	if cfg.Cluster != nil {
+		s.router = cfg.Cluster
+		s.local.onLogin, s.local.onLogout = cfg.Cluster.LoggedIn, cfg.Cluster.LoggedOut
+	}
 	if s.router == nil {
 		s.router = s.local
 	}

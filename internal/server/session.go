@@ -49,19 +49,17 @@ type Session struct {
 	groups   []*group // groups joined
 	left     bool     // the state was cleared or handed over: add nothing
 
-	// Reader-local state: touched lists the sessions whose writers must be
-	// woken once the current network read is handled; cache remembers the
-	// last target, since a sender usually writes to one person at a time.
-	touched   []*Session
+	// Reader-local state: delivery is what the current network read has
+	// queued on others; cache remembers the last target, since a sender
+	// usually writes to one person at a time.
+	delivery
 	cacheName []byte
 	cache     *Session
-	held      *sendQueue // whose lock relay holds between messages
-	slow      []*Session // members found too slow during a group message
-	scratch   []byte     // formatting of the reader's own answers
-	whoTokens float64    // WHO rate limit: tokens left
-	whoAt     time.Time  // when whoTokens was last refilled
-	relayed   int64
+	scratch   []byte    // formatting of the reader's own answers
+	whoTokens float64   // WHO rate limit: tokens left
+	whoAt     time.Time // when whoTokens was last refilled
 	notOnline int64
+	forwarded int64
 }
 
 // Name is the user the session is logged in as.
@@ -306,17 +304,14 @@ func (s *Session) dispatch(q protocol.Query) closeReason {
 }
 
 // relay queues a message on its target's session, forwards it to the
-// target's node, or answers CNT. The target's lock is kept across a run
-// of messages to the same target in one read (a sender usually writes to
-// one person at a time), and let go when the target changes and before
-// the batch ends; routing happens with no lock held.
+// target's node, or answers CNT. Routing happens with no lock held.
 func (s *Session) relay(target, sender, text []byte) {
 	for fresh := false; ; fresh = true {
 		t, fwd := s.lookup(target, fresh)
 		if fwd != nil {
 			s.release()
 			if fwd.Forward(target, sender, text) {
-				s.relayed++
+				s.forwarded++
 				return
 			}
 			break
@@ -324,29 +319,8 @@ func (s *Session) relay(target, sender, text []byte) {
 		if t == nil {
 			break
 		}
-		if s.held != &t.q {
-			s.release()
-			t.q.mu.Lock()
-			s.held = &t.q
-		}
-		queued, wake, urgent, tooSlow := t.q.appendRelayLocked(target, sender, text)
-		if queued {
-			s.relayed++
-			if n := t.q.sizeLocked(); n > 64<<10 {
-				s.srv.stats.noteQueue(n)
-			}
-			switch {
-			case urgent:
-				s.release()
-				t.nudge()
-			case wake:
-				s.touched = append(s.touched, t)
-			}
+		if s.queueRelay(t, target, sender, text) {
 			return
-		}
-		s.release()
-		if tooSlow {
-			t.finishClose(reasonTooSlow)
 		}
 		s.cache = nil
 		if fresh {
@@ -369,14 +343,6 @@ func (s *Session) answerCNT(target []byte) {
 	s.enqueueBytes(s.scratch)
 }
 
-// release lets go of the target lock relay keeps, if any.
-func (s *Session) release() {
-	if s.held != nil {
-		s.held.mu.Unlock()
-		s.held = nil
-	}
-}
-
 // lookup finds where name is online: from the cache unless fresh is set
 // or the cached session has closed (its user may be back on a new one),
 // else from the router, with the held lock let go first.
@@ -397,25 +363,15 @@ func (s *Session) lookup(name []byte, fresh bool) (*Session, Forwarder) {
 // closes of group members found too slow, and publishes the read's
 // counters.
 func (s *Session) flushBatch() {
-	s.release()
-	for i, t := range s.touched {
-		t.nudge()
-		s.touched[i] = nil
-	}
-	s.touched = s.touched[:0]
-	for i, t := range s.slow {
-		t.finishClose(reasonTooSlow)
-		s.slow[i] = nil
-	}
-	s.slow = s.slow[:0]
+	s.finish()
 	st := &s.srv.stats
-	if s.relayed > 0 {
-		st.Relayed.Add(s.relayed)
-		s.relayed = 0
-	}
 	if s.notOnline > 0 {
 		st.NotOnline.Add(s.notOnline)
 		s.notOnline = 0
+	}
+	if s.forwarded > 0 {
+		st.Forwarded.Add(s.forwarded)
+		s.forwarded = 0
 	}
 	if s.in.n > 0 {
 		st.BytesIn.Add(s.in.n)

@@ -10,6 +10,9 @@ type Stats struct {
 	LoginsRefused atomic.Int64 // throttled, full, or too many connections
 	Relayed       atomic.Int64 // MSG lines queued on a target's session
 	NotOnline     atomic.Int64 // MSG lines answered with CNT
+	// Forwarded counts MSG lines handed to another node of a cluster,
+	// whose Relayed counts them when they are queued on the target.
+	Forwarded atomic.Int64
 	// Dropped counts relayed messages lost with the queue of a session
 	// that was closed before they were written (too slow, write failed):
 	// Relayed minus Dropped is what reached the receivers' sockets.
