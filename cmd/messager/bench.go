@@ -18,13 +18,14 @@ import (
 )
 
 type benchOptions struct {
-	cfg        bench.Config
-	asJSON     bool
-	idle       bool
-	insecure   bool
-	protocol   int
-	writeUsers string
-	cpuProfile string
+	cfg          bench.Config
+	fingerprintB string
+	asJSON       bool
+	idle         bool
+	insecure     bool
+	protocol     int
+	writeUsers   string
+	cpuProfile   string
 }
 
 func newBenchCmd() *cobra.Command {
@@ -40,6 +41,17 @@ flight, for the highest throughput; with --rate all senders together send
 that many messages a second, for latency at a fixed load. --sessions N
 --idle instead holds N idle sessions, reports the server's memory per
 session, and sends probe messages to random ones.
+
+--transport ws runs the same loads over the web client's WebSocket (the
+same port, ALPN http/1.1, /ws, one text frame a line) instead of the line
+protocol over TLS.
+
+--server-b HOST:PORT names a second node of the --server's cluster: the
+receivers (and group members) log in there, the senders to --server, so
+every message crosses from one node to the other. --server-pid-b adds
+that node's CPU and memory to the --server-pid's. --fingerprint pins both
+nodes' certificate unless --fingerprint-b pins the second's; --ca and
+--insecure cover both.
 
 --group-size N fans messages out instead: N members and --senders
 senders (members too) join one group, each sender keeps --window messages
@@ -70,7 +82,9 @@ a watcher was still wrong 1.5 s after the churn stopped.`,
   messager bench --group-size 100 --window 64 --duration 10s
   messager bench --presence --sessions 10000 --watch 100 --churn 500
   messager bench --write-users bench-users.csv --pairs 100 --sessions 19000
-  messager bench --server 127.0.0.1:18443 --server-pid 4242 --insecure --pairs 100`,
+  messager bench --server 127.0.0.1:18443 --server-pid 4242 --insecure --pairs 100
+  messager bench --transport ws --pairs 100
+  messager bench --server 127.0.0.1:18443 --server-pid 4242 --server-b 127.0.0.1:18444 --server-pid-b 4343 --ca ca.pem`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runBench(cmd, &o)
@@ -80,6 +94,10 @@ a watcher was still wrong 1.5 s after the churn stopped.`,
 	c := &o.cfg
 	f.StringVar(&c.Server, "server", "", "host:port of a running server (default: start one)")
 	f.IntVar(&c.ServerPID, "server-pid", 0, "process id of the --server, for its CPU time and memory")
+	f.StringVar(&c.Transport, "transport", bench.TransportTLS, "how sessions reach the server: tls (the line protocol) or ws (the web client's WebSocket on the same port)")
+	f.StringVar(&c.ServerB, "server-b", "", "host:port of a second node of the --server's cluster: receivers and group members log in there")
+	f.IntVar(&c.ServerPIDB, "server-pid-b", 0, "process id of the --server-b, whose CPU time and memory count with the --server's")
+	f.StringVar(&o.fingerprintB, "fingerprint-b", "", "pin the --server-b's certificate: sha256:<hex> (default: --fingerprint; --ca and --insecure cover both)")
 	f.IntVar(&c.Pairs, "pairs", bench.DefaultPairs, "sender and receiver pairs")
 	f.IntVar(&c.Size, "size", bench.DefaultSize, "bytes of text per message")
 	f.DurationVar(&c.Duration, "duration", bench.DefaultDuration, "measured time")
@@ -148,6 +166,13 @@ func runBench(cmd *cobra.Command, o *benchOptions) error {
 		return usageError(errors.New("--insecure excludes --ca and --fingerprint"))
 	case c.Server != "" && len(c.ServeArgs) > 0:
 		return usageError(errors.New("--serve-arg is for a server the bench starts, not a --server"))
+	case o.fingerprintB != "" && c.ServerB == "":
+		return usageError(errors.New("--fingerprint-b is for a --server-b"))
+	case o.fingerprintB != "" && (o.insecure || c.TLS.CAFile != ""):
+		return usageError(errors.New("--fingerprint-b excludes --insecure and --ca, which cover both servers"))
+	}
+	if o.fingerprintB != "" {
+		c.TLSB = bench.TLS{Fingerprint: o.fingerprintB}
 	}
 	c.Version2 = o.protocol == 2
 	if err := c.Check(); err != nil {

@@ -53,6 +53,20 @@ type Config struct {
 	// TLS says how to check the certificate of a running server. A server
 	// the bench starts is always pinned by fingerprint.
 	TLS TLS
+	// Transport is how sessions reach the server: TransportTLS, the line
+	// protocol over TLS (the default), or TransportWS, the web client's
+	// WebSocket on the same port.
+	Transport string
+
+	// ServerB is a second running server, another node of a cluster:
+	// when set, the receivers of a 1:1 load and the members of a group
+	// log in to it, the senders to Server, so every message crosses
+	// from one node to the other. ServerPIDB is its process, whose CPU
+	// counts with Server's; TLSB checks its certificate (zero: as TLS,
+	// for nodes that share a certificate or an authority).
+	ServerB    string
+	ServerPIDB int
+	TLSB       TLS
 	// UserPrefix starts every bench user name; Password is theirs.
 	UserPrefix string
 	Password   string
@@ -150,6 +164,9 @@ func (c Config) withDefaults() Config {
 	if c.Window == 0 && c.Rate == 0 {
 		c.Window = DefaultWindow
 	}
+	if c.Transport == "" {
+		c.Transport = TransportTLS
+	}
 	if c.UserPrefix == "" {
 		c.UserPrefix = DefaultUserPrefix
 	}
@@ -207,6 +224,11 @@ func (c *Config) validate() error {
 		return errors.New("--password must be 1 to 128 bytes without spaces or control characters")
 	case c.ServerPID != 0 && c.Server == "":
 		return errors.New("--server-pid needs --server: a server the bench starts is measured anyway")
+	case c.Transport != TransportTLS && c.Transport != TransportWS:
+		return fmt.Errorf("--transport must be %s or %s, not %q", TransportTLS, TransportWS, c.Transport)
+	}
+	if err := c.validateServerB(); err != nil {
+		return err
 	}
 	if err := c.validateGroup(); err != nil {
 		return err
@@ -215,6 +237,22 @@ func (c *Config) validate() error {
 		return err
 	}
 	return c.validateNames()
+}
+
+func (c *Config) validateServerB() error {
+	switch {
+	case c.ServerB == "" && (c.ServerPIDB != 0 || c.TLSB != TLS{}):
+		return errors.New("--server-pid-b and --fingerprint-b go with --server-b")
+	case c.ServerB == "":
+		return nil
+	case c.Server == "":
+		return errors.New("--server-b needs --server: the bench starts one server, not a cluster")
+	case c.Sessions > 0 || c.Presence:
+		return errors.New("--server-b is for the 1:1 and group loads: receivers on one node, senders on the other")
+	case c.ServerPIDB != 0 && c.ServerPID == 0:
+		return errors.New("--server-pid-b goes with --server-pid: the CPU of both nodes counts together")
+	}
+	return nil
 }
 
 func (c *Config) validateGroup() error {

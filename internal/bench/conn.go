@@ -10,6 +10,7 @@ import (
 
 	"github.com/messager/messager/internal/protocol"
 	"github.com/messager/messager/internal/trust"
+	"github.com/messager/messager/internal/web"
 )
 
 // loginTimeout bounds the TLS handshake and the AUTH exchange, like the
@@ -63,6 +64,9 @@ func (t TLS) config(addr string) (*tls.Config, error) {
 type dialer struct {
 	addr string
 	tls  *tls.Config
+	// ws: sessions use the web client's WebSocket on the same port
+	// rather than the line protocol over TLS.
+	ws bool
 }
 
 // loginError is the server's refusal of a login, with its END reason.
@@ -76,8 +80,10 @@ func (e *loginError) Error() string {
 
 // session is a logged-in connection and the reader of its lines.
 type session struct {
-	user   string
-	conn   *tls.Conn
+	user string
+	// conn is the TLS connection, or a WebSocket of lines: either way
+	// lines ending in CRLF go in and come out.
+	conn   net.Conn
 	reader *protocol.Reader
 	// features is what a version-2 server offered in its HELLO; zero
 	// for a version-1 session.
@@ -114,28 +120,17 @@ func (c *bufferedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
 // bufio passes reads straight through.
 const busyReadBuffer = 64 << 10
 
-// login connects, completes the TLS handshake and logs user in.
+// login connects, completes the TLS handshake (and the WebSocket's) and
+// logs user in.
 func (d *dialer) login(ctx context.Context, user, password string, o loginOptions) (*session, error) {
 	ctx, cancel := context.WithTimeout(ctx, loginTimeout)
 	defer cancel()
-	nd := net.Dialer{KeepAlive: -1}
-	if o.local != nil {
-		nd.LocalAddr = &net.TCPAddr{IP: o.local}
-	}
-	raw, err := nd.DialContext(ctx, "tcp", d.addr)
+	conn, err := d.connect(ctx, o)
 	if err != nil {
-		return nil, fmt.Errorf("connect: %w", err)
+		return nil, err
 	}
-	if o.busy {
-		raw = &bufferedConn{Conn: raw, r: bufio.NewReaderSize(raw, busyReadBuffer)}
-	}
-	conn := tls.Client(raw, d.tls)
 	deadline, _ := ctx.Deadline()
 	_ = conn.SetDeadline(deadline)
-	if err := conn.HandshakeContext(ctx); err != nil {
-		_ = conn.Close()
-		return nil, fmt.Errorf("tls handshake: %w", err)
-	}
 	line := make([]byte, 0, 80)
 	if o.version2 {
 		// A messager server takes AUTH right behind HELLO, in one write.
@@ -187,6 +182,44 @@ func (d *dialer) login(ctx context.Context, user, password string, o loginOption
 		}
 		// CHECK or a line of a later protocol version: keep waiting.
 	}
+}
+
+// connect opens a connection to the server, TLS or WebSocket, ready for
+// the first line.
+func (d *dialer) connect(ctx context.Context, o loginOptions) (net.Conn, error) {
+	if d.ws {
+		rb := 0
+		if o.busy {
+			rb = busyReadBuffer
+		}
+		return DialWebSocket(ctx, "wss://"+d.addr+"/ws", WebSocketOptions{
+			TLS: d.tls,
+			// The server upgrades only pages of its own host.
+			Origin:       "https://" + d.addr,
+			Subprotocols: []string{web.Subprotocol},
+			Lines:        true,
+			Local:        o.local,
+			ReadBuffer:   rb,
+			ReadLimit:    protocol.MaxServerLine,
+		})
+	}
+	nd := net.Dialer{KeepAlive: -1}
+	if o.local != nil {
+		nd.LocalAddr = &net.TCPAddr{IP: o.local}
+	}
+	raw, err := nd.DialContext(ctx, "tcp", d.addr)
+	if err != nil {
+		return nil, fmt.Errorf("connect: %w", err)
+	}
+	if o.busy {
+		raw = &bufferedConn{Conn: raw, r: bufio.NewReaderSize(raw, busyReadBuffer)}
+	}
+	conn := tls.Client(raw, d.tls)
+	if err := conn.HandshakeContext(ctx); err != nil {
+		_ = conn.Close()
+		return nil, fmt.Errorf("tls handshake: %w", err)
+	}
+	return conn, nil
 }
 
 // close says goodbye and closes the connection, without waiting long for

@@ -30,9 +30,10 @@ type Fanout struct {
 	Window int
 	// Warmup, Duration and Drain are as in Config.
 	Warmup, Duration, Drain time.Duration
-	// ServerPID is the server's process on this machine, for its CPU and
-	// memory; 0 when unknown.
-	ServerPID int
+	// ServerPIDs are the server's processes on this machine (two for a
+	// load across two nodes), whose CPU and memory count together; none
+	// when unknown.
+	ServerPIDs []int
 	// Progress receives a live progress line once a second; nil for none.
 	Progress  io.Writer
 	Senders   []FanoutSender
@@ -252,7 +253,7 @@ func (f *Fanout) run(ctx context.Context, rep *Report) error {
 			lats:  make([]int64, 0, 256),
 		})
 	}
-	r.benchCores, r.serverCores = pinnedCores(f.ServerPID)
+	r.benchCores, r.serverCores = pinnedCores(f.ServerPIDs)
 	r.sendStart = r.now() + uint64(time.Millisecond)
 	r.measureStart = r.sendStart + uint64(f.Warmup)
 	r.measureEnd = r.measureStart + uint64(f.Duration)
@@ -384,7 +385,7 @@ func (r *fanRun) doneMessages() uint64 {
 
 func (r *fanRun) sample() sample {
 	n := r.deliveries()
-	s := takeSample(r.now(), r.f.ServerPID, r.benchCores, r.serverCores, n, n*uint64(r.f.Size))
+	s := takeSample(r.now(), r.f.ServerPIDs, r.benchCores, r.serverCores, n, n*uint64(r.f.Size))
 	s.messages = r.doneMessages()
 	return s
 }
@@ -490,7 +491,7 @@ func (r *fanRun) fill(rep *Report, before, after sample) {
 	}
 	g.DeliveriesPerSec = rep.MsgsPerSec
 	rep.Latency = summarize(r.latency.merged())
-	fillUsage(rep, r.f.ServerPID, r.benchCores, r.serverCores, before, after)
+	fillUsage(rep, r.f.ServerPIDs, r.benchCores, r.serverCores, before, after)
 	if rep.ServerUsage != nil {
 		g.CPUPerDelivery = rep.ServerUsage.CPUPerMsg
 	}

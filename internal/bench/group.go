@@ -26,7 +26,8 @@ type groupRun struct {
 	sessions []*session
 }
 
-// runGroup logs in and joins the members, then the senders, and runs the
+// runGroup logs in and joins the members (on the second node, when the
+// run has one), then the senders, and runs the
 // fan-out load through the group. It is one of the run modes; the others
 // live beside it.
 func runGroup(ctx context.Context, cfg *Config, t *target, rep *Report) error {
@@ -39,7 +40,7 @@ func runGroup(ctx context.Context, cfg *Config, t *target, rep *Report) error {
 	defer g.closeAll()
 	members := make([]*session, cfg.GroupSize)
 	err := loginAll(ctx, cfg.GroupSize, func(ctx context.Context, i int) error {
-		s, err := g.join(ctx, t, memberName(cfg.UserPrefix, i))
+		s, err := g.join(ctx, t.recv, memberName(cfg.UserPrefix, i))
 		members[i] = s
 		return err
 	})
@@ -47,7 +48,7 @@ func runGroup(ctx context.Context, cfg *Config, t *target, rep *Report) error {
 	if err == nil {
 		// After every member, so that the first message reaches them all.
 		err = loginAll(ctx, cfg.Senders, func(ctx context.Context, i int) error {
-			s, err := g.join(ctx, t, senderName(cfg.UserPrefix, i))
+			s, err := g.join(ctx, t.dial, senderName(cfg.UserPrefix, i))
 			senders[i] = s
 			return err
 		})
@@ -57,15 +58,15 @@ func runGroup(ctx context.Context, cfg *Config, t *target, rep *Report) error {
 	}
 
 	f := &Fanout{
-		Mode:      ModeGroup,
-		Size:      cfg.Size,
-		Window:    cfg.Window,
-		Warmup:    cfg.Warmup,
-		Duration:  cfg.Duration,
-		Drain:     cfg.Drain,
-		ServerPID: t.pid,
-		Progress:  cfg.Progress,
-		Close:     g.closeAll,
+		Mode:       ModeGroup,
+		Size:       cfg.Size,
+		Window:     cfg.Window,
+		Warmup:     cfg.Warmup,
+		Duration:   cfg.Duration,
+		Drain:      cfg.Drain,
+		ServerPIDs: t.pids(),
+		Progress:   cfg.Progress,
+		Close:      g.closeAll,
 	}
 	for j, s := range senders {
 		f.Senders = append(f.Senders, FanoutSender{
@@ -89,8 +90,8 @@ func runGroup(ctx context.Context, cfg *Config, t *target, rep *Report) error {
 // join logs name in with HELLO 2, checks that the server's groups are big
 // enough for the run, and joins the group: it returns once the server
 // has answered the JOIN (and so counts the session a member).
-func (g *groupRun) join(ctx context.Context, t *target, name string) (*session, error) {
-	s, err := t.dial.login(ctx, name, g.cfg.Password, loginOptions{busy: true, version2: true})
+func (g *groupRun) join(ctx context.Context, d *dialer, name string) (*session, error) {
+	s, err := d.login(ctx, name, g.cfg.Password, loginOptions{busy: true, version2: true})
 	if err != nil {
 		return nil, err
 	}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -197,7 +198,7 @@ func (r *loadRun) login(ctx context.Context, t *target) error {
 		}
 	}
 	err := loginAll(ctx, n, func(ctx context.Context, i int) error {
-		s, err := t.dial.login(ctx, receiverName(r.cfg.UserPrefix, i), r.cfg.Password, loginOptions{busy: true, version2: r.cfg.Version2})
+		s, err := t.recv.login(ctx, receiverName(r.cfg.UserPrefix, i), r.cfg.Password, loginOptions{busy: true, version2: r.cfg.Version2})
 		r.pairs[i].receiver = s
 		return err
 	})
@@ -271,7 +272,9 @@ type sample struct {
 	messages  uint64 // fan-out: messages done
 	bytes     uint64
 	benchCPU  time.Duration
+	// server is the sum over the server processes, nodes each one.
 	server    procSample
+	nodes     []procSample
 	serverErr error
 	// Busy time of the bench's and the server's CPUs, to tell what other
 	// processes took from them; zero when not known.
@@ -284,13 +287,13 @@ func (r *loadRun) sample(t *target) sample {
 		delivered += p.delivered.Load()
 		bytes += p.bytes.Load()
 	}
-	return takeSample(r.now(), t.pid, r.benchCores, r.serverCores, delivered, bytes)
+	return takeSample(r.now(), t.pids(), r.benchCores, r.serverCores, delivered, bytes)
 }
 
-// takeSample reads the bench's CPU, the server's (pid 0: unknown) and
+// takeSample reads the bench's CPU, the servers' (none: unknown) and
 // the busy time of the CPUs each is pinned to (nil: not pinned apart),
 // with the counts the run has at clock offset at.
-func takeSample(at uint64, pid int, benchCores, serverCores []int, delivered, bytes uint64) sample {
+func takeSample(at uint64, pids []int, benchCores, serverCores []int, delivered, bytes uint64) sample {
 	s := sample{at: at, benchCPU: selfCPU(), delivered: delivered, bytes: bytes}
 	if benchCores != nil {
 		s.benchCores, _ = coresBusy(benchCores)
@@ -298,8 +301,13 @@ func takeSample(at uint64, pid int, benchCores, serverCores []int, delivered, by
 	if serverCores != nil {
 		s.serverCores, _ = coresBusy(serverCores)
 	}
-	if pid != 0 {
-		s.server, s.serverErr = readProc(pid)
+	for _, pid := range pids {
+		ps, err := readProc(pid)
+		s.serverErr = errors.Join(s.serverErr, err)
+		s.nodes = append(s.nodes, ps)
+		s.server.CPU += ps.CPU
+		s.server.RSS += ps.RSS
+		s.server.HWM += ps.HWM
 	}
 	return s
 }
@@ -594,13 +602,13 @@ func (r *loadRun) fill(rep *Report, t *target, before, after sample) {
 			rep.Warnings = append(rep.Warnings, fmt.Sprintf("the bench fell behind its timetable (send lag p99 %s) and caught up in bursts: the load was burstier than --rate", usText(lag.P99)))
 		}
 	}
-	fillUsage(rep, t.pid, r.benchCores, r.serverCores, before, after)
+	fillUsage(rep, t.pids(), r.benchCores, r.serverCores, before, after)
 }
 
 // fillUsage writes what the bench and the server spent between two
 // samples into the report, with a warning for each figure that cannot be
-// trusted; the server's CPU is divided by the deliveries between them.
-func fillUsage(rep *Report, pid int, benchCores, serverCores []int, before, after sample) {
+// trusted; the servers' CPU is divided by the deliveries between them.
+func fillUsage(rep *Report, pids []int, benchCores, serverCores []int, before, after sample) {
 	elapsed := time.Duration(after.at - before.at)
 	rep.Bench = benchUsage(rep.Bench, after.benchCPU-before.benchCPU, elapsed)
 	if benchCores != nil {
@@ -613,8 +621,8 @@ func fillUsage(rep *Report, pid int, benchCores, serverCores []int, before, afte
 	if rep.Bench.Saturated {
 		rep.Warnings = append(rep.Warnings, fmt.Sprintf("the bench used %.0f%% of its %d core(s): it may be the bottleneck, not the server", 100*rep.Bench.Utilization, rep.Bench.GOMAXPROCS))
 	}
-	if pid != 0 {
-		rep.ServerUsage = serverUsage(pid, before.server, after.server, after.delivered-before.delivered)
+	if len(pids) > 0 {
+		rep.ServerUsage = serverUsage(pids, before, after, after.delivered-before.delivered)
 		if serverCores != nil {
 			rep.ServerUsage.CPUs = serverCores
 			rep.ServerUsage.OthersShare = othersShare(after.serverCores-before.serverCores, after.server.CPU-before.server.CPU, elapsed, len(serverCores))
@@ -651,20 +659,32 @@ func othersShare(busy, own, wall time.Duration, n int) float64 {
 // pinned apart: only then can /proc/stat tell what other processes took
 // from each.
 func (r *loadRun) cores(t *target) {
-	r.benchCores, r.serverCores = pinnedCores(t.pid)
+	r.benchCores, r.serverCores = pinnedCores(t.pids())
 }
 
-// pinnedCores returns the CPUs of the bench and of the server pid, or nil
-// when the server is unknown or they share a CPU.
-func pinnedCores(pid int) (bench, server []int) {
+// pinnedCores returns the CPUs of the bench and of the server processes
+// (all the CPUs any of them may use), or nil when no server is known or
+// the bench shares a CPU with one.
+func pinnedCores(pids []int) (bench, server []int) {
 	bench, err := affinity(0)
-	if err != nil || pid == 0 {
+	if err != nil || len(pids) == 0 {
 		return nil, nil
 	}
-	server, err = affinity(pid)
-	if err != nil || overlap(bench, server) {
+	for _, pid := range pids {
+		cpus, err := affinity(pid)
+		if err != nil {
+			return nil, nil
+		}
+		for _, c := range cpus {
+			if !slices.Contains(server, c) {
+				server = append(server, c)
+			}
+		}
+	}
+	if overlap(bench, server) {
 		return nil, nil
 	}
+	slices.Sort(server)
 	return bench, server
 }
 
@@ -681,15 +701,26 @@ func benchUsage(u BenchUsage, cpu, wall time.Duration) BenchUsage {
 	return u
 }
 
-func serverUsage(pid int, before, after procSample, delivered uint64) *ServerUsage {
+// serverUsage is what the servers pids spent between two samples, in
+// all and, for more than one, each.
+func serverUsage(pids []int, before, after sample, delivered uint64) *ServerUsage {
 	u := &ServerUsage{
-		PID:        pid,
-		CPUSeconds: (after.CPU - before.CPU).Seconds(),
-		PeakRSS:    after.HWM,
-		RSS:        after.RSS,
+		PID:        pids[0],
+		CPUSeconds: (after.server.CPU - before.server.CPU).Seconds(),
+		PeakRSS:    after.server.HWM,
+		RSS:        after.server.RSS,
 	}
 	if delivered > 0 {
 		u.CPUPerMsg = u.CPUSeconds * 1e6 / float64(delivered)
+	}
+	if len(pids) > 1 && len(after.nodes) == len(pids) && len(before.nodes) == len(pids) {
+		for i, pid := range pids {
+			n := NodeUsage{PID: pid, CPUSeconds: (after.nodes[i].CPU - before.nodes[i].CPU).Seconds(), PeakRSS: after.nodes[i].HWM, RSS: after.nodes[i].RSS}
+			if delivered > 0 {
+				n.CPUPerMsg = n.CPUSeconds * 1e6 / float64(delivered)
+			}
+			u.Nodes = append(u.Nodes, n)
+		}
 	}
 	return u
 }

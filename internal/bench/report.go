@@ -19,6 +19,13 @@ type Report struct {
 	// so logins cost the server less than real ones.
 	CheapHashes bool   `json:"cheap_password_hashes"`
 	Certificate string `json:"certificate"`
+	// Transport is how the sessions reached the server: "tls" (the line
+	// protocol) or "ws" (the web client's WebSocket).
+	Transport string `json:"transport,omitempty"`
+	// ServerB is the second node the receivers logged in to, and how its
+	// certificate was checked; empty for a run against one server.
+	ServerB      string `json:"server_b,omitempty"`
+	CertificateB string `json:"certificate_b,omitempty"`
 
 	Pairs    int     `json:"pairs,omitempty"`
 	Size     int     `json:"size"`
@@ -76,7 +83,10 @@ type BenchUsage struct {
 	OthersShare float64 `json:"others_share,omitempty"`
 }
 
-// ServerUsage is what the server process spent, from /proc.
+// ServerUsage is what the server process spent, from /proc. For a run
+// against two nodes (Config.ServerB) with both processes known, the
+// figures are both nodes' together (CPU and memory summed) and Nodes
+// has each one's.
 type ServerUsage struct {
 	PID        int     `json:"pid"`
 	CPUSeconds float64 `json:"cpu_s"`
@@ -86,10 +96,22 @@ type ServerUsage struct {
 	// PeakRSS is VmHWM (peak resident memory); RSS is VmRSS at the end.
 	PeakRSS uint64 `json:"peak_rss"`
 	RSS     uint64 `json:"rss"`
+	// Nodes are each node's figures, in the order server, server B.
+	Nodes []NodeUsage `json:"nodes,omitempty"`
 	// CPUs the server is pinned to, and the share of their time other
 	// processes took in the measured interval (see BenchUsage).
 	CPUs        []int   `json:"cpus,omitempty"`
 	OthersShare float64 `json:"others_share,omitempty"`
+}
+
+// NodeUsage is what one node of a two-node run spent; CPUPerMsg divides
+// its CPU by all the deliveries, so the nodes' figures add up.
+type NodeUsage struct {
+	PID        int     `json:"pid"`
+	CPUSeconds float64 `json:"cpu_s"`
+	CPUPerMsg  float64 `json:"cpu_per_msg_us"`
+	PeakRSS    uint64  `json:"peak_rss"`
+	RSS        uint64  `json:"rss"`
 }
 
 // IdleReport is the outcome of the idle-sessions mode.
@@ -238,7 +260,13 @@ func (r *Report) WriteText(w io.Writer) error {
 	} else if r.CheapHashes {
 		server += " (bench users have cheap password hashes)"
 	}
+	if r.Transport == TransportWS {
+		server += " over WebSocket"
+	}
 	p("server        %s, certificate %s\n", server, r.Certificate)
+	if r.ServerB != "" {
+		p("server b      %s (receivers), certificate %s\n", r.ServerB, r.CertificateB)
+	}
 	switch {
 	case r.Mode == ModeIdle:
 		r.writeIdle(p)
@@ -257,6 +285,9 @@ func (r *Report) WriteText(w io.Writer) error {
 			p("server cpu    %.2f cores without churn, %.2f with it (pid %d)\n", r.Presence.Quiet.ServerCPU, r.Presence.Churned.ServerCPU, s.PID)
 		case r.Mode != ModeIdle:
 			p("server cpu    %.3f µs per delivered message (%.2f s in the measured interval, pid %d)\n", s.CPUPerMsg, s.CPUSeconds, s.PID)
+		}
+		for i, n := range s.Nodes {
+			p("  node %c      %.3f µs (%.2f s, pid %d), memory peak %s\n", 'a'+i, n.CPUPerMsg, n.CPUSeconds, n.PID, bytesText(n.PeakRSS))
 		}
 		p("server memory peak %s, now %s\n", bytesText(s.PeakRSS), bytesText(s.RSS))
 	} else {

@@ -21,6 +21,22 @@ type target struct {
 	dial    *dialer
 	pid     int  // 0 when unknown: no server CPU or memory figures
 	started bool // the bench started it
+	// recv logs in the receivers and group members: dial, or the second
+	// node's dialer; pidB is that node's process (0: unknown or none).
+	recv *dialer
+	pidB int
+}
+
+// pids are the server processes whose CPU and memory count: one, both
+// nodes, or none.
+func (t *target) pids() []int {
+	var pids []int
+	for _, p := range []int{t.pid, t.pidB} {
+		if p != 0 {
+			pids = append(pids, p)
+		}
+	}
+	return pids
 }
 
 // Run performs one bench run as cfg describes and returns its report.
@@ -46,9 +62,12 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	case ModeGroup:
 		rep.Pairs = 0
 	}
-	if cfg.ServerPID != 0 {
-		if _, err := readProc(cfg.ServerPID); err != nil {
-			return nil, fmt.Errorf("--server-pid %d: %w", cfg.ServerPID, err)
+	for i, pid := range []int{cfg.ServerPID, cfg.ServerPIDB} {
+		if pid == 0 {
+			continue
+		}
+		if _, err := readProc(pid); err != nil {
+			return nil, fmt.Errorf("%s %d: %w", []string{"--server-pid", "--server-pid-b"}[i], pid, err)
 		}
 	}
 	// Before any child starts, so that it inherits the higher limit too.
@@ -73,8 +92,24 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	t.dial = &dialer{addr: t.addr, tls: tlsCfg}
+	ws := cfg.Transport == TransportWS
+	t.dial = &dialer{addr: t.addr, tls: tlsCfg, ws: ws}
+	t.recv = t.dial
 	rep.Server, rep.ServerStarted, rep.Certificate = t.addr, t.started, tlsInfo.verification()
+	rep.Transport = cfg.Transport
+	if cfg.ServerB != "" {
+		tlsB := cfg.TLSB
+		if tlsB == (TLS{}) {
+			tlsB = cfg.TLS
+		}
+		cfgB, err := tlsB.config(cfg.ServerB)
+		if err != nil {
+			return nil, err
+		}
+		t.recv = &dialer{addr: cfg.ServerB, tls: cfgB, ws: ws}
+		t.pidB = cfg.ServerPIDB
+		rep.ServerB, rep.CertificateB = cfg.ServerB, tlsB.verification()
+	}
 
 	switch rep.Mode {
 	case ModeIdle:
