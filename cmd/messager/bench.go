@@ -166,6 +166,8 @@ func runBench(cmd *cobra.Command, o *benchOptions) error {
 		return usageError(errors.New("--insecure excludes --ca and --fingerprint"))
 	case c.Server != "" && len(c.ServeArgs) > 0:
 		return usageError(errors.New("--serve-arg is for a server the bench starts, not a --server"))
+	case c.Transport != bench.TransportTLS && c.Transport != bench.TransportWS:
+		return usageError(fmt.Errorf("--transport must be %s or %s, not %q", bench.TransportTLS, bench.TransportWS, c.Transport))
 	case o.fingerprintB != "" && c.ServerB == "":
 		return usageError(errors.New("--fingerprint-b is for a --server-b"))
 	case o.fingerprintB != "" && (o.insecure || c.TLS.CAFile != ""):

@@ -224,6 +224,13 @@ func TestConfigErrors(t *testing.T) {
 		{"pid without server", Config{ServerPID: 1}, "--server-pid"},
 		{"long prefix", Config{UserPrefix: strings.Repeat("p", 30)}, "--user-prefix"},
 		{"bad prefix", Config{UserPrefix: "b/"}, "--user-prefix"},
+		{"bad transport", Config{Transport: "udp"}, "--transport must be tls or ws"},
+		{"server b alone", Config{ServerB: "127.0.0.1:1"}, "--server-b needs --server"},
+		{"pid b without server b", Config{Server: "127.0.0.1:1", ServerPIDB: 1}, "go with --server-b"},
+		{"fingerprint b without server b", Config{Server: "127.0.0.1:1", TLSB: TLS{Fingerprint: "sha256:00"}}, "go with --server-b"},
+		{"pid b without pid", Config{Server: "127.0.0.1:1", ServerB: "127.0.0.1:2", ServerPIDB: 1}, "--server-pid-b goes with --server-pid"},
+		{"server b idle", Config{Server: "127.0.0.1:1", ServerB: "127.0.0.1:2", Sessions: 3}, "--server-b is for the 1:1 and group loads"},
+		{"server b presence", Config{Server: "127.0.0.1:1", ServerB: "127.0.0.1:2", Sessions: 3, Presence: true}, "--server-b is for the 1:1 and group loads"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
