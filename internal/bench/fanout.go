@@ -38,6 +38,10 @@ type Fanout struct {
 	Progress  io.Writer
 	Senders   []FanoutSender
 	Receivers []FanoutReceiver
+	// Pairs makes it the 1:1 load instead: each receiver gets the
+	// messages of one sender (its Pair) alone, and the report is that of
+	// the pairs mode (Pairs set, no group figures).
+	Pairs bool
 	// Close closes every connection; the read loops return after it.
 	Close func()
 }
@@ -55,6 +59,10 @@ type FanoutReceiver struct {
 	// Self is the index of the sender whose messages this connection does
 	// not get (the same session sends them), or -1.
 	Self int
+	// Pair, in a Pairs run, is the index of the one sender whose
+	// messages this connection gets, or -1 for none (a sender's own
+	// connection, read for the server's other lines).
+	Pair int
 	// Read is the connection's read loop. It returns when the connection
 	// fails or is closed.
 	Read func(d *Deliveries) error
@@ -115,6 +123,7 @@ type Deliveries struct {
 	name  string
 	index int
 	self  int
+	hears []bool // per sender: whether this receiver gets its messages
 
 	delivered atomic.Uint64
 	disorder  atomic.Uint64
@@ -141,7 +150,7 @@ func (d *Deliveries) Deliver(sender int, text []byte) {
 	if !d.timed {
 		d.now, d.timed = r.now(), true
 	}
-	if sender < 0 || sender >= len(r.senders) || sender == d.self {
+	if sender < 0 || sender >= len(d.hears) || !d.hears[sender] {
 		d.Errorf("%s: a message from a sender it should not get (%d)", d.name, sender)
 		return
 	}
@@ -234,7 +243,7 @@ func (f *Fanout) run(ctx context.Context, rep *Report) error {
 			wake:         make(chan struct{}, 1),
 		}
 		for _, rc := range f.Receivers {
-			if rc.Self != j {
+			if f.hears(rc, j) {
 				s.recipients++
 			}
 		}
@@ -244,14 +253,19 @@ func (f *Fanout) run(ctx context.Context, rep *Report) error {
 		r.senders = append(r.senders, s)
 	}
 	for i, rc := range f.Receivers {
-		r.recv = append(r.recv, &Deliveries{
+		d := &Deliveries{
 			run:   r,
 			name:  rc.Name,
 			index: i,
 			self:  rc.Self,
+			hears: make([]bool, len(f.Senders)),
 			next:  make([]uint64, len(f.Senders)),
 			lats:  make([]int64, 0, 256),
-		})
+		}
+		for j := range f.Senders {
+			d.hears[j] = f.hears(rc, j)
+		}
+		r.recv = append(r.recv, d)
 	}
 	r.benchCores, r.serverCores = pinnedCores(f.ServerPIDs)
 	r.sendStart = r.now() + uint64(time.Millisecond)
@@ -306,6 +320,14 @@ func (f *Fanout) run(ctx context.Context, rep *Report) error {
 		rep.Warnings = append(rep.Warnings, "interrupted before the end of the run: figures cover the time it ran")
 	}
 	return nil
+}
+
+// hears reports whether receiver rc gets the messages of sender j.
+func (f *Fanout) hears(rc FanoutReceiver, j int) bool {
+	if f.Pairs {
+		return rc.Pair == j
+	}
+	return rc.Self != j
 }
 
 // send keeps up to Window messages of s in flight, writing as many as
@@ -446,7 +468,7 @@ func (r *fanRun) fill(rep *Report, before, after sample) {
 		}
 		var want uint64
 		for j, s := range r.senders {
-			if j != d.self {
+			if d.hears[j] {
 				want += s.sent.Load()
 			}
 		}
@@ -457,7 +479,7 @@ func (r *fanRun) fill(rep *Report, before, after sample) {
 		}
 		// One order: every receiver that gets all senders' messages, and
 		// got them all, must have seen them in the same order.
-		if d.self >= 0 {
+		if d.self >= 0 || r.f.Pairs {
 			continue
 		}
 		g.OrderCompared++
@@ -494,5 +516,10 @@ func (r *fanRun) fill(rep *Report, before, after sample) {
 	fillUsage(rep, r.f.ServerPIDs, r.benchCores, r.serverCores, before, after)
 	if rep.ServerUsage != nil {
 		g.CPUPerDelivery = rep.ServerUsage.CPUPerMsg
+	}
+	if r.f.Pairs {
+		// The 1:1 load's report: a delivery is a message.
+		rep.Group = nil
+		rep.Pairs = len(r.senders)
 	}
 }

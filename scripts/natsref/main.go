@@ -1,12 +1,25 @@
-// Command natsref is the reference load for messager's group fan-out: one
-// publisher sends to one subject of a NATS server over TLS, N subscribers
-// receive it, with the same window, payload, counting and report as
-// "messager bench --group-size N" (a message is done when its last
-// subscriber has it). It speaks NATS's text protocol itself, through the
-// same line reader as the messager bench, so that both loads cost their
-// client alike; the figures to compare are the server's.
+// Command natsref is the reference load against nats-server for
+// messager's bench, in two shapes:
+//
+//   - fan-out (--subscribers N): one publisher sends to one subject, N
+//     subscribers receive it, with the same window, payload, counting and
+//     report as "messager bench --group-size N" (a message is done when
+//     its last subscriber has it);
+//   - pairs (--pairs N): N publishers each send to a subject of its own,
+//     which one subscriber each receives, as "messager bench --pairs N"
+//     does (window per publisher, the pairs mode's report).
+//
+// It connects over TLS (--transport tls, NATS's own TLS listener) or over
+// nats-server's WebSocket listener (--transport ws, wss://). With
+// --server-b the subscribers connect to a second node of a NATS cluster,
+// the publishers to --server, and --server-pid-b counts that node's CPU
+// with the first's. It speaks NATS's text protocol itself, through the
+// same line reader (and, over WebSocket, the same WebSocket client) as
+// the messager bench, so that both loads cost their client alike; the
+// figures to compare are the servers'.
 //
 //	natsref --server 127.0.0.1:4222 --server-pid PID --ca cert.pem --subscribers 100
+//	natsref --server 127.0.0.1:4223 --server-pid PID --ca cert.pem --pairs 100 --transport ws
 //
 // The exit status is 1 when deliveries were lost or out of order, or a
 // connection failed; 2 for bad flags.
@@ -35,8 +48,14 @@ import (
 	"github.com/messager/messager/internal/protocol"
 )
 
-// subject is the one subject of the load.
-const subject = "bench.group"
+// subject is the one subject of the fan-out load; a pairs load has a
+// subject per pair, and one more per pair to tell that the pair's
+// subscription has reached the publisher's node.
+const (
+	subject      = "bench.group"
+	pairSubject  = "bench.pair."
+	readySubject = "bench.ready."
+)
 
 // Connections are opened this many at a time.
 const dialConcurrency = 8
@@ -52,9 +71,13 @@ func main() {
 type options struct {
 	server      string
 	pid         int
+	serverB     string
+	pidB        int
+	transport   string
 	ca          string
 	insecure    bool
 	subscribers int
+	pairs       int
 	size        int
 	window      int
 	duration    time.Duration
@@ -69,9 +92,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 	var o options
 	fs.StringVar(&o.server, "server", "127.0.0.1:4222", "host:port of the NATS server")
 	fs.IntVar(&o.pid, "server-pid", 0, "process id of the NATS server, for its CPU time and memory")
+	fs.StringVar(&o.serverB, "server-b", "", "host:port of a second node of the --server's cluster, for the subscribers (pairs only)")
+	fs.IntVar(&o.pidB, "server-pid-b", 0, "process id of the --server-b, whose CPU time and memory count with the --server's")
+	fs.StringVar(&o.transport, "transport", bench.TransportTLS, "tls (NATS's TLS listener) or ws (its WebSocket listener, wss://)")
 	fs.StringVar(&o.ca, "ca", "", "PEM certificate to trust for the server (its self-signed certificate)")
 	fs.BoolVar(&o.insecure, "insecure", false, "do not check the server's certificate")
-	fs.IntVar(&o.subscribers, "subscribers", 100, "subscribers, each its own connection")
+	fs.IntVar(&o.subscribers, "subscribers", 100, "fan-out: subscribers, each its own connection")
+	fs.IntVar(&o.pairs, "pairs", 0, "pairs of publisher and subscriber, each pair a subject of its own (instead of the fan-out)")
 	fs.IntVar(&o.size, "size", bench.DefaultSize, "bytes of payload per message")
 	fs.IntVar(&o.window, "window", bench.DefaultWindow, "most messages in flight")
 	fs.DurationVar(&o.duration, "duration", bench.DefaultDuration, "measured time")
@@ -81,18 +108,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	switch {
-	case fs.NArg() > 0:
+	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "natsref: unexpected argument %q\n", fs.Arg(0))
 		return 2
-	case o.subscribers < 1 || o.window < 1 || o.duration <= 0 || o.warmup < 0 || o.drain < 0:
-		fmt.Fprintln(stderr, "natsref: --subscribers and --window must be at least 1, --duration positive, --warmup and --drain not negative")
-		return 2
-	case o.size < bench.MinSize || o.size > bench.MaxSize:
-		fmt.Fprintf(stderr, "natsref: --size must be between %d and %d bytes\n", bench.MinSize, bench.MaxSize)
-		return 2
-	case (o.ca == "") == !o.insecure:
-		fmt.Fprintln(stderr, "natsref: pass --ca FILE (the server's certificate) or --insecure")
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if err := o.check(set); err != nil {
+		fmt.Fprintf(stderr, "natsref: %v\n", err)
 		return 2
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -118,7 +141,43 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// measure connects the publisher and the subscribers and runs the load.
+// check reports what is wrong with the flags; set are those given.
+func (o *options) check(set map[string]bool) error {
+	switch {
+	case o.subscribers < 1 || o.window < 1 || o.duration <= 0 || o.warmup < 0 || o.drain < 0:
+		return errors.New("--subscribers and --window must be at least 1, --duration positive, --warmup and --drain not negative")
+	case o.pairs < 0:
+		return errors.New("--pairs must be at least 1")
+	case o.pairs > 0 && set["subscribers"]:
+		return errors.New("--pairs and --subscribers exclude each other: a pairs load or a fan-out")
+	case o.size < bench.MinSize || o.size > bench.MaxSize:
+		return fmt.Errorf("--size must be between %d and %d bytes", bench.MinSize, bench.MaxSize)
+	case (o.ca == "") == !o.insecure:
+		return errors.New("pass --ca FILE (the servers' certificate or authority) or --insecure")
+	case o.transport != bench.TransportTLS && o.transport != bench.TransportWS:
+		return fmt.Errorf("--transport must be %s or %s, not %q", bench.TransportTLS, bench.TransportWS, o.transport)
+	case o.serverB != "" && o.pairs == 0:
+		return errors.New("--server-b is for a pairs load (--pairs N): publishers on one node, subscribers on the other")
+	case o.serverB == "" && o.pidB != 0:
+		return errors.New("--server-pid-b goes with --server-b")
+	case o.pidB != 0 && o.pid == 0:
+		return errors.New("--server-pid-b goes with --server-pid: the CPU of both nodes counts together")
+	}
+	return nil
+}
+
+// pids are the server processes whose CPU counts.
+func (o *options) pids() []int {
+	var pids []int
+	for _, p := range []int{o.pid, o.pidB} {
+		if p != 0 {
+			pids = append(pids, p)
+		}
+	}
+	return pids
+}
+
+// measure connects the publishers and the subscribers and runs the load.
 func measure(ctx context.Context, o *options) (*bench.Report, error) {
 	tlsCfg, err := tlsConfig(o)
 	if err != nil {
@@ -135,8 +194,8 @@ func measure(ctx context.Context, o *options) (*bench.Report, error) {
 		conns = nil
 	}
 	defer closeAll()
-	dial := func(ctx context.Context, name string, subscribe bool) (*conn, error) {
-		c, err := connect(ctx, o.server, tlsCfg, name, subscribe)
+	dial := func(ctx context.Context, addr, name string, subs []string) (*conn, error) {
+		c, err := connect(ctx, o, addr, tlsCfg, name, subs)
 		if err != nil {
 			return nil, err
 		}
@@ -145,64 +204,186 @@ func measure(ctx context.Context, o *options) (*bench.Report, error) {
 		mu.Unlock()
 		return c, nil
 	}
-
-	subs := make([]*conn, o.subscribers)
-	sem := make(chan struct{}, dialConcurrency)
-	errs := make(chan error, o.subscribers)
-	var wg sync.WaitGroup
-	for i := range subs {
-		sem <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			c, err := dial(ctx, fmt.Sprintf("sub-%04d", i+1), true)
-			subs[i] = c
-			if err != nil {
-				errs <- err
-			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	if err := <-errs; err != nil {
-		return nil, fmt.Errorf("connect subscribers: %w", err)
-	}
-	pub, err := dial(ctx, "pub-0001", false)
-	if err != nil {
-		return nil, fmt.Errorf("connect the publisher: %w", err)
-	}
-
 	f := &bench.Fanout{
-		Mode:      "nats-fanout",
-		Size:      o.size,
-		Window:    o.window,
-		Warmup:    o.warmup,
-		Duration:  o.duration,
-		Drain:     o.drain,
-		ServerPID: o.pid,
-		Senders: []bench.FanoutSender{{
-			Name:   "publisher",
-			Conn:   pub.tls,
-			Prefix: []byte("PUB " + subject + " " + strconv.Itoa(o.size) + "\r\n"),
-			Suffix: []byte("\r\n"),
-		}},
-		// The publisher reads too (PING, -ERR) but gets no messages.
-		Receivers: []bench.FanoutReceiver{{Name: "publisher", Self: 0, Read: pub.read}},
-		Close:     closeAll,
+		Mode:       "nats-fanout",
+		Size:       o.size,
+		Window:     o.window,
+		Warmup:     o.warmup,
+		Duration:   o.duration,
+		Drain:      o.drain,
+		ServerPIDs: o.pids(),
+		Close:      closeAll,
 	}
-	for _, c := range subs {
-		f.Receivers = append(f.Receivers, bench.FanoutReceiver{Name: c.name, Self: -1, Read: c.read})
+	if o.pairs > 0 {
+		if err := pairsLoad(ctx, o, f, dial); err != nil {
+			return nil, err
+		}
+	} else if err := fanoutLoad(ctx, o, f, dial); err != nil {
+		return nil, err
 	}
 	rep, err := f.Run(ctx)
 	if err != nil {
 		return nil, err
 	}
 	rep.Server = o.server
+	rep.Transport = o.transport
 	rep.Certificate = "verified against " + o.ca
 	if o.insecure {
 		rep.Certificate = "not verified"
 	}
+	if o.serverB != "" {
+		rep.ServerB, rep.CertificateB = o.serverB, rep.Certificate
+	}
 	return rep, nil
+}
+
+// dialFunc connects one client to addr, subscribed to subs.
+type dialFunc func(ctx context.Context, addr, name string, subs []string) (*conn, error)
+
+// connectAll runs dial for 0..n-1, a few at a time, and returns the
+// first error.
+func connectAll(n int, dial func(i int) error) error {
+	sem := make(chan struct{}, dialConcurrency)
+	errs := make(chan error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			if err := dial(i); err != nil {
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	return <-errs
+}
+
+// fanoutLoad connects the subscribers, then the one publisher, for the
+// fan-out.
+func fanoutLoad(ctx context.Context, o *options, f *bench.Fanout, dial dialFunc) error {
+	subs := make([]*conn, o.subscribers)
+	err := connectAll(o.subscribers, func(i int) error {
+		c, err := dial(ctx, o.server, fmt.Sprintf("sub-%04d", i+1), []string{subject})
+		subs[i] = c
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("connect subscribers: %w", err)
+	}
+	pub, err := dial(ctx, o.server, "pub-0001", nil)
+	if err != nil {
+		return fmt.Errorf("connect the publisher: %w", err)
+	}
+	f.Senders = []bench.FanoutSender{{
+		Name:   "publisher",
+		Conn:   pub.nc,
+		Prefix: []byte("PUB " + subject + " " + strconv.Itoa(o.size) + "\r\n"),
+		Suffix: []byte("\r\n"),
+	}}
+	// The publisher reads too (PING, -ERR) but gets no messages.
+	f.Receivers = []bench.FanoutReceiver{{Name: "publisher", Self: 0, Read: pub.read}}
+	for _, c := range subs {
+		f.Receivers = append(f.Receivers, bench.FanoutReceiver{Name: c.name, Self: -1, Read: c.read})
+	}
+	return nil
+}
+
+// pairsLoad connects the subscribers (to --server-b, when given), then
+// the publishers, for the pairs load, and waits until every pair's
+// subscription has reached its publisher's node: NATS drops a message
+// nobody is subscribed to without a word, which would stall the window.
+func pairsLoad(ctx context.Context, o *options, f *bench.Fanout, dial dialFunc) error {
+	f.Mode, f.Pairs = "nats-pairs", true
+	subAddr := o.server
+	if o.serverB != "" {
+		subAddr = o.serverB
+	}
+	subs := make([]*conn, o.pairs)
+	err := connectAll(o.pairs, func(i int) error {
+		c, err := dial(ctx, subAddr, fmt.Sprintf("sub-%04d", i+1), []string{pairName(pairSubject, i), pairName(readySubject, i)})
+		if c != nil {
+			c.from = i
+		}
+		subs[i] = c
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("connect subscribers: %w", err)
+	}
+	pubs := make([]*conn, o.pairs)
+	err = connectAll(o.pairs, func(i int) error {
+		c, err := dial(ctx, o.server, fmt.Sprintf("pub-%04d", i+1), nil)
+		pubs[i] = c
+		if err == nil {
+			err = ready(ctx, c, subs[i], pairName(readySubject, i))
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("connect publishers: %w", err)
+	}
+	for i, pub := range pubs {
+		f.Senders = append(f.Senders, bench.FanoutSender{
+			Name:   pub.name,
+			Conn:   pub.nc,
+			Prefix: []byte("PUB " + pairName(pairSubject, i) + " " + strconv.Itoa(o.size) + "\r\n"),
+			Suffix: []byte("\r\n"),
+		})
+	}
+	for i, sub := range subs {
+		f.Receivers = append(f.Receivers, bench.FanoutReceiver{Name: sub.name, Pair: i, Read: sub.read})
+	}
+	// The publishers read too (PING, -ERR) but get no messages.
+	for _, pub := range pubs {
+		f.Receivers = append(f.Receivers, bench.FanoutReceiver{Name: pub.name, Pair: -1, Read: pub.read})
+	}
+	return nil
+}
+
+func pairName(prefix string, i int) string { return fmt.Sprintf("%s%04d", prefix, i+1) }
+
+// ready publishes to the pair's ready subject every 20 ms until the
+// subscriber gets one: then the pair's subscriptions, sent before it,
+// have reached the publisher's node too. Ready messages still in flight
+// are skipped by the read loop.
+func ready(ctx context.Context, pub, sub *conn, subj string) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	got := make(chan error, 1)
+	go func() {
+		_ = sub.nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+		defer func() { _ = sub.nc.SetReadDeadline(time.Time{}) }()
+		for {
+			raw, err := sub.reader.ReadLine()
+			if err != nil {
+				got <- fmt.Errorf("%s: waiting for %s: %w", sub.name, subj, err)
+				return
+			}
+			if bytes.HasPrefix(raw, []byte("MSG "+subj+" ")) {
+				_, err := sub.reader.ReadLine() // its payload
+				got <- err
+				return
+			}
+		}
+	}()
+	probe := []byte("PUB " + subj + " 5\r\nready\r\n")
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if _, err := pub.nc.Write(probe); err != nil {
+			return fmt.Errorf("%s: %w", pub.name, err)
+		}
+		select {
+		case err := <-got:
+			return err
+		case <-tick.C:
+		case <-ctx.Done():
+			return fmt.Errorf("%s: the subscription to %s did not reach %s's node in time", sub.name, subj, pub.name)
+		}
+	}
 }
 
 func tlsConfig(o *options) (*tls.Config, error) {
@@ -229,14 +410,17 @@ func tlsConfig(o *options) (*tls.Config, error) {
 	return cfg, nil
 }
 
-// conn is one NATS client connection.
+// conn is one NATS client connection, over TLS or WebSocket.
 type conn struct {
 	name   string
-	tls    *tls.Conn
+	nc     net.Conn
 	reader *protocol.Reader
+	// from is the index of the publisher whose messages a pairs
+	// subscriber gets (0 for the fan-out's one publisher).
+	from int
 }
 
-func (c *conn) Close() error { return c.tls.Close() }
+func (c *conn) Close() error { return c.nc.Close() }
 
 // bufferedConn reads a connection through a large buffer, so that under
 // TLS one system call takes every record waiting.
@@ -253,16 +437,69 @@ type info struct {
 	MaxPayload  int  `json:"max_payload"`
 }
 
-// connect opens a connection the way NATS does: INFO in the clear, the
-// TLS handshake, CONNECT; then, for a subscriber, SUB. It returns once a
-// PING after those has its PONG, so the subscription is in place.
-func connect(ctx context.Context, addr string, tlsCfg *tls.Config, name string, subscribe bool) (*conn, error) {
+// connect opens a connection the way NATS does, then subscribes to subs.
+// Over TLS: INFO in the clear, the TLS handshake, CONNECT. Over
+// WebSocket: the upgrade over TLS, INFO, CONNECT; the protocol's bytes
+// are the frames' payloads, split anyhow. It returns once a PING after
+// those has its PONG, so the subscriptions are in place.
+func connect(ctx context.Context, o *options, addr string, tlsCfg *tls.Config, name string, subs []string) (*conn, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
+	nc, err := open(ctx, o, addr, tlsCfg)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	deadline, _ := ctx.Deadline()
+	_ = nc.SetDeadline(deadline)
+	c := &conn{name: name, nc: nc, reader: protocol.NewReader(nc, 8<<10)}
+	fail := func(err error) (*conn, error) {
+		_ = nc.Close()
+		return nil, fmt.Errorf("%s: connect: %w", name, err)
+	}
+	if o.transport == bench.TransportWS {
+		raw, err := c.reader.ReadLine()
+		if err != nil {
+			return fail(fmt.Errorf("read INFO: %w", err))
+		}
+		if !bytes.HasPrefix(raw, []byte("INFO ")) {
+			return fail(fmt.Errorf("the server did not start with INFO: %.40q", raw))
+		}
+	}
+	hello := fmt.Sprintf(`CONNECT {"verbose":false,"pedantic":false,"tls_required":%t,"name":%q,"lang":"go","version":"0","protocol":1,"echo":false}`+"\r\n", o.transport == bench.TransportTLS, name)
+	for i, subj := range subs {
+		hello += "SUB " + subj + " " + strconv.Itoa(i+1) + "\r\n"
+	}
+	hello += "PING\r\n"
+	if _, err := io.WriteString(nc, hello); err != nil {
+		return fail(err)
+	}
+	for {
+		raw, err := c.reader.ReadLine()
+		if err != nil {
+			return fail(err)
+		}
+		line := protocol.TrimLine(raw)
+		switch {
+		case string(line) == "PONG":
+			_ = nc.SetDeadline(time.Time{})
+			return c, nil
+		case bytes.HasPrefix(line, []byte("-ERR")):
+			return fail(fmt.Errorf("server answered %s", line))
+		}
+		// +OK, INFO: keep waiting.
+	}
+}
+
+// open makes the connection to addr: TLS after NATS's INFO in the clear,
+// or a WebSocket over TLS.
+func open(ctx context.Context, o *options, addr string, tlsCfg *tls.Config) (net.Conn, error) {
+	if o.transport == bench.TransportWS {
+		return bench.DialWebSocket(ctx, "wss://"+addr+"/", bench.WebSocketOptions{TLS: tlsCfg, ReadBuffer: readBuffer})
+	}
 	nd := net.Dialer{KeepAlive: -1}
 	raw, err := nd.DialContext(ctx, "tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("%s: connect: %w", name, err)
+		return nil, fmt.Errorf("connect: %w", err)
 	}
 	deadline, _ := ctx.Deadline()
 	_ = raw.SetDeadline(deadline)
@@ -270,58 +507,34 @@ func connect(ctx context.Context, addr string, tlsCfg *tls.Config, name string, 
 	line, err := buffered.r.ReadSlice('\n')
 	if err != nil {
 		_ = raw.Close()
-		return nil, fmt.Errorf("%s: read INFO: %w", name, err)
+		return nil, fmt.Errorf("read INFO: %w", err)
 	}
 	js, ok := bytes.CutPrefix(bytes.TrimSpace(line), []byte("INFO "))
 	var in info
 	if !ok || json.Unmarshal(js, &in) != nil {
 		_ = raw.Close()
-		return nil, fmt.Errorf("%s: the server did not start with INFO: %q", name, line)
+		return nil, fmt.Errorf("the server did not start with INFO: %q", line)
 	}
 	if !in.TLSRequired {
 		_ = raw.Close()
-		return nil, fmt.Errorf("%s: the server does not require TLS; the reference load is over TLS", name)
+		return nil, errors.New("the server does not require TLS; the reference load is over TLS")
 	}
 	tc := tls.Client(buffered, tlsCfg)
 	if err := tc.HandshakeContext(ctx); err != nil {
 		_ = raw.Close()
-		return nil, fmt.Errorf("%s: tls handshake: %w", name, err)
+		return nil, fmt.Errorf("tls handshake: %w", err)
 	}
-	c := &conn{name: name, tls: tc, reader: protocol.NewReader(tc, 8<<10)}
-	hello := fmt.Sprintf(`CONNECT {"verbose":false,"pedantic":false,"tls_required":true,"name":%q,"lang":"go","version":"0","protocol":1,"echo":false}`+"\r\n", name)
-	if subscribe {
-		hello += "SUB " + subject + " 1\r\n"
-	}
-	hello += "PING\r\n"
-	if _, err := io.WriteString(tc, hello); err != nil {
-		_ = tc.Close()
-		return nil, fmt.Errorf("%s: connect: %w", name, err)
-	}
-	for {
-		raw, err := c.reader.ReadLine()
-		if err != nil {
-			_ = tc.Close()
-			return nil, fmt.Errorf("%s: connect: %w", name, err)
-		}
-		line := protocol.TrimLine(raw)
-		switch {
-		case string(line) == "PONG":
-			_ = tc.SetDeadline(time.Time{})
-			return c, nil
-		case bytes.HasPrefix(line, []byte("-ERR")):
-			_ = tc.Close()
-			return nil, fmt.Errorf("%s: connect: server answered %s", name, line)
-		}
-		// +OK, INFO: keep waiting.
-	}
+	return tc, nil
 }
 
 // read is a connection's read loop: each MSG header is followed by its
 // payload on a line of its own (the bench's payloads hold no line
-// breaks), handed on as a message of the one publisher.
+// breaks), handed on as a message of the connection's publisher; a
+// pairs load's ready messages still in flight are skipped.
 func (c *conn) read(d *bench.Deliveries) error {
 	rd := c.reader
 	payload := false // the next line is a message's payload
+	skip := false    // and it is a ready message's
 	var err error
 	for {
 		for {
@@ -334,14 +547,17 @@ func (c *conn) read(d *bench.Deliveries) error {
 			}
 			if payload {
 				payload = false
-				d.Deliver(0, raw)
+				if !skip {
+					d.Deliver(c.from, raw)
+				}
 				continue
 			}
 			switch line := protocol.TrimLine(raw); {
 			case bytes.HasPrefix(line, []byte("MSG ")):
 				payload = true
+				skip = bytes.HasPrefix(line, []byte("MSG "+readySubject))
 			case string(line) == "PING":
-				if _, werr := io.WriteString(c.tls, "PONG\r\n"); werr != nil {
+				if _, werr := io.WriteString(c.nc, "PONG\r\n"); werr != nil {
 					return werr
 				}
 			case bytes.HasPrefix(line, []byte("-ERR")):
