@@ -306,6 +306,21 @@ func (s *Server) setOnline(user string, sess *session) {
 	s.changed = make(chan struct{})
 }
 
+// leave takes the user of sess offline, unless another session of the
+// user is online by now.
+func (s *Server) leave(sess *session) {
+	if sess.user == "" {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.online[sess.user] == sess {
+		delete(s.online, sess.user)
+		close(s.changed)
+		s.changed = make(chan struct{})
+	}
+}
+
 // serve is the original server's thread for one client: every read is a
 // query.
 func (s *Server) serve(sess *session) {
@@ -316,8 +331,8 @@ func (s *Server) serve(sess *session) {
 		delete(s.conns, sess)
 		stale := sess.stale
 		s.mu.Unlock()
-		if sess.user != "" && !stale {
-			s.setOnline(sess.user, nil)
+		if !stale {
+			s.leave(sess)
 		}
 	}()
 	buf := make([]byte, 64<<10)
@@ -377,6 +392,9 @@ func (s *Server) handle(sess *session, words []string) error {
 			sess.write("CNT <user not online> \r\n")
 		}
 	case "END":
+		// Offline before the answer: a client that logs in again as
+		// soon as it has read it must not find itself still online.
+		s.leave(sess)
 		sess.write("END <end accepted> \r\n")
 		return errClose
 	default:
