@@ -4,7 +4,7 @@
 # measurement RUNS times (default 3) against a fresh server, the median
 # printed. JSON reports of every run are kept in OUT.
 #
-#   scripts/bench-targets.sh [throughput|efficiency|latency|scale|group|presence|all]
+#   scripts/bench-targets.sh [throughput|efficiency|latency|scale|group|presence|ws|cluster|all]
 #
 # Environment: MESSAGER (binary, default "messager" on PATH), SERVER_CPU
 # (default 0), BENCH_CPU (default 1), RUNS (default 3), OUT (default
@@ -23,6 +23,23 @@
 # logouts a second) and PRESENCE_PAIRS (10 relay pairs: the relay fills
 # the bench's core either way, and fewer pairs keep the watchers' and the
 # churn's turns on it short).
+#
+# The ws target runs the 1:1 load (100 pairs, 100 B, window 64) three
+# ways in turn: messager over TLS, messager over its WebSocket, and
+# nats-server's own WebSocket listener (NATS_WS_PORT, default 18557), and
+# prints the medians and the ratios.
+#
+# The cluster target runs (a) a two-node nats-server cluster, routes on
+# loopback (NATS_CLUSTER_PORT, default 18575, and the two ports after it),
+# publishers on node A and subscribers on node B; (b) two messager nodes
+# (serve --cluster-name, --cluster-listen, --routes, --cluster-secret;
+# node B listens on CLUSTER_PORT, default 18565, routes on the two ports
+# after it), senders on A and receivers on B; (c) the same messager
+# cluster with every pair on node A, against one unclustered node. Both
+# nodes of a cluster are pinned to SERVER_CPU, the load to BENCH_CPU, for
+# nats and messager alike: the two nodes share one core, so their CPU
+# per message together is what is compared. CLUSTER_SETTLE (default 2s)
+# is the wait for routes after both nodes listen.
 #
 # A run in which other processes took more than MAX_OTHERS (default 0.1)
 # of the server's or the bench's CPU is kept as NAME-I.disturbed-K.json
@@ -47,14 +64,19 @@ CHURN=${CHURN:-500}
 PRESENCE_PAIRS=${PRESENCE_PAIRS:-10}
 MAX_OTHERS=${MAX_OTHERS:-0.1}
 RETRIES=${RETRIES:-3}
+NATS_WS_PORT=${NATS_WS_PORT:-18557}
+CLUSTER_PORT=${CLUSTER_PORT:-18565}
+NATS_CLUSTER_PORT=${NATS_CLUSTER_PORT:-18575}
+CLUSTER_SETTLE=${CLUSTER_SETTLE:-2}
 
 work=$(mktemp -d)
 server_pid=
+node_pids=
 cleanup() {
-	if [ -n "$server_pid" ]; then
-		kill -TERM "$server_pid" 2>/dev/null || true
-		wait "$server_pid" 2>/dev/null || true
-	fi
+	for p in $server_pid $node_pids; do
+		kill -TERM "$p" 2>/dev/null || true
+		wait "$p" 2>/dev/null || true
+	done
 	rm -rf "$work"
 }
 trap cleanup EXIT INT TERM
@@ -165,7 +187,37 @@ nats_tools() {
 		  cert_file: "$work/nats-cert.pem"
 		  key_file: "$work/nats-key.pem"
 		}
+		websocket {
+		  listen: "127.0.0.1:$NATS_WS_PORT"
+		  tls {
+		    cert_file: "$work/nats-cert.pem"
+		    key_file: "$work/nats-key.pem"
+		  }
+		  compression: false
+		}
 	EOF
+	# A cluster of two: node A takes clients on NATS_PORT, node B on
+	# NATS_CLUSTER_PORT; each routes to the other on loopback.
+	for node in a b; do
+		if [ "$node" = a ]; then
+			client=$NATS_PORT route=$((NATS_CLUSTER_PORT + 1)) peer=$((NATS_CLUSTER_PORT + 2))
+		else
+			client=$NATS_CLUSTER_PORT route=$((NATS_CLUSTER_PORT + 2)) peer=$((NATS_CLUSTER_PORT + 1))
+		fi
+		cat >"$work/nats-$node.conf" <<-EOF
+			server_name: "bench-$node"
+			listen: "127.0.0.1:$client"
+			tls {
+			  cert_file: "$work/nats-cert.pem"
+			  key_file: "$work/nats-key.pem"
+			}
+			cluster {
+			  name: "bench"
+			  listen: "127.0.0.1:$route"
+			  routes: ["nats-route://127.0.0.1:$peer"]
+			}
+		EOF
+	done
 	"$NATS_SERVER" --version >"$OUT/nats-server-version.txt"
 }
 
@@ -182,27 +234,72 @@ measure_nats() {
 	done
 }
 
-measure_nats_once() {
-	name=$1 i=$2
-	shift 2
-	rm -f "$work/nats.log"
-	taskset -c "$SERVER_CPU" "$NATS_SERVER" -c "$work/nats.conf" 2>"$work/nats.log" &
-	server_pid=$!
+# start_nats CONF: starts a nats-server pinned to SERVER_CPU with CONF and
+# waits until it is ready; it sets nats_pid.
+start_nats() {
+	log=$work/$(basename "$1" .conf).log
+	rm -f "$log"
+	taskset -c "$SERVER_CPU" "$NATS_SERVER" -c "$1" 2>"$log" &
+	nats_pid=$!
 	tries=0
-	until grep -q 'Server is ready' "$work/nats.log" 2>/dev/null; do
+	until grep -q 'Server is ready' "$log" 2>/dev/null; do
 		tries=$((tries + 1))
-		if [ "$tries" -gt 100 ] || ! kill -0 "$server_pid" 2>/dev/null; then
+		if [ "$tries" -gt 100 ] || ! kill -0 "$nats_pid" 2>/dev/null; then
 			echo "bench-targets: nats-server did not start:" >&2
-			cat "$work/nats.log" >&2
+			cat "$log" >&2
 			exit 1
 		fi
 		sleep 0.1
 	done
+}
+
+# measure_nats_once NAME I NATSREF-FLAGS...: one nats-server from
+# nats.conf; the flags come after --server 127.0.0.1:NATS_PORT, so a
+# --server among them wins (the WebSocket listener's port).
+measure_nats_once() {
+	name=$1 i=$2
+	shift 2
+	start_nats "$work/nats.conf"
+	server_pid=$nats_pid
 	echo "bench-targets: $name, run $i of $RUNS" >&2
 	taskset -c "$BENCH_CPU" "$NATSREF" --server "127.0.0.1:$NATS_PORT" --server-pid "$server_pid" \
 		--ca "$work/nats-cert.pem" --json "$@" \
 		>"$OUT/$name-$i.json" || echo "bench-targets: $name run $i reported failures (see $OUT/$name-$i.json)" >&2
 	stop_server
+}
+
+# measure_nats_cluster NAME I NATSREF-FLAGS...: run I against a fresh
+# two-node nats-server cluster, publishers on node A and subscribers on
+# node B, again while other processes disturbed it.
+measure_nats_cluster() {
+	name=$1 i=$2
+	shift 2
+	try=0
+	while :; do
+		start_nats "$work/nats-a.conf"
+		pid_a=$nats_pid
+		node_pids="$pid_a"
+		start_nats "$work/nats-b.conf"
+		pid_b=$nats_pid
+		node_pids="$pid_a $pid_b"
+		sleep "$CLUSTER_SETTLE"
+		echo "bench-targets: $name, run $i of $RUNS" >&2
+		taskset -c "$BENCH_CPU" "$NATSREF" --server "127.0.0.1:$NATS_PORT" --server-pid "$pid_a" \
+			--server-b "127.0.0.1:$NATS_CLUSTER_PORT" --server-pid-b "$pid_b" \
+			--ca "$work/nats-cert.pem" --json "$@" \
+			>"$OUT/$name-$i.json" || echo "bench-targets: $name run $i reported failures (see $OUT/$name-$i.json)" >&2
+		stop_nodes
+		disturbed "$name-$i" "$try" || break
+		try=$((try + 1))
+	done
+}
+
+stop_nodes() {
+	for p in $node_pids; do
+		kill -TERM "$p" 2>/dev/null || true
+		wait "$p" 2>/dev/null || true
+	done
+	node_pids=
 }
 
 # ratio A B: A / B to two decimals, or n/a.
@@ -313,8 +410,157 @@ presence() {
 	warnings presence
 }
 
+# pairs_flags are the 1:1 load of the ws and cluster targets, the load of
+# target 1.
+pairs_flags() {
+	echo "--pairs $PAIRS --size 100 --window 64 --duration $DURATION --warmup 2s"
+}
+
+ws() {
+	nats_tools
+	i=1
+	while [ "$i" -le "$RUNS" ]; do
+		# shellcheck disable=SC2046 # a word list
+		measure_once ws-tls "$i" "" $(pairs_flags)
+		# shellcheck disable=SC2046
+		measure_once ws-ws "$i" "" --transport ws $(pairs_flags)
+		# shellcheck disable=SC2046
+		measure_nats nats-ws "$i" --server "127.0.0.1:$NATS_WS_PORT" --transport ws $(pairs_flags)
+		i=$((i + 1))
+	done
+	t_rate=$(median ws-tls '.msgs_per_s | floor')
+	w_rate=$(median ws-ws '.msgs_per_s | floor')
+	n_rate=$(median nats-ws '.msgs_per_s | floor')
+	t_cpu=$(median ws-tls '.server_usage.cpu_per_msg_us * 1000 | round / 1000')
+	w_cpu=$(median ws-ws '.server_usage.cpu_per_msg_us * 1000 | round / 1000')
+	n_cpu=$(median nats-ws '.server_usage.cpu_per_msg_us * 1000 | round / 1000')
+	echo "7. WebSocket 1:1 relay ($PAIRS pairs, 100 B, window 64, $DURATION), median of $RUNS:"
+	echo "   msgs/s                 messager tls $t_rate, messager ws $w_rate, nats ws $n_rate"
+	echo "   messager ws / tls      $(ratio "$w_rate" "$t_rate")x   (target >= 0.6)"
+	echo "   messager ws / nats ws  $(ratio "$w_rate" "$n_rate")x   (target >= 1.5)"
+	echo "   server CPU us/msg      messager tls $t_cpu, messager ws $w_cpu, nats ws $n_cpu ($(ratio "$w_cpu" "$n_cpu")x nats ws)"
+	echo "   lost, out of order     messager ws $(median ws-ws '.lost'), $(median ws-ws '.out_of_order'); nats ws $(median nats-ws '.lost'), $(median nats-ws '.out_of_order')   (target 0, 0)"
+	echo "   bench CPU utilization  tls $(median ws-tls '.bench.utilization * 100 | round / 100'), ws $(median ws-ws '.bench.utilization * 100 | round / 100'), nats ws $(median nats-ws '.bench.utilization * 100 | round / 100')   (near 1: the load may be the limit)"
+	warnings ws-tls
+	warnings ws-ws
+	warnings nats-ws
+}
+
+# start_node NAME PORT SERVE-FLAGS...: a messager node pinned to
+# SERVER_CPU with the shared bench users, a certificate of its own and no
+# admin socket (the nodes share the users' folder); it sets node_pid and
+# node_fp once the node listens.
+start_node() {
+	name=$1 port=$2
+	shift 2
+	log=$work/$name.log
+	rm -f "$log"
+	taskset -c "$SERVER_CPU" "$MESSAGER" serve --listen "127.0.0.1:$port" \
+		--users "$work/user.csv" --cert "$work/$name-cert.pem" --key "$work/$name-key.pem" \
+		--admin-socket off --log-format json "$@" 2>"$log" &
+	node_pid=$!
+	node_pids="$node_pids $node_pid"
+	tries=0
+	until grep -q '"msg":"listening"' "$log" 2>/dev/null; do
+		tries=$((tries + 1))
+		if [ "$tries" -gt 100 ] || ! kill -0 "$node_pid" 2>/dev/null; then
+			echo "bench-targets: messager node $name did not start:" >&2
+			cat "$log" >&2
+			exit 1
+		fi
+		sleep 0.1
+	done
+	node_fp=$(sed -n 's/.*"msg":"listening".*"fingerprint":"\([^"]*\)".*/\1/p' "$log" | head -n 1)
+}
+
+# start_cluster: two messager nodes routed to each other, A on PORT and B
+# on CLUSTER_PORT; it sets pid_a, fp_a, pid_b, fp_b.
+start_cluster() {
+	route_a=$((CLUSTER_PORT + 1)) route_b=$((CLUSTER_PORT + 2))
+	start_node cluster-a "$PORT" --cluster-name bench --cluster-listen "127.0.0.1:$route_a" \
+		--routes "nats-route://127.0.0.1:$route_b" --cluster-secret "$work/cluster.secret"
+	pid_a=$node_pid fp_a=$node_fp
+	start_node cluster-b "$CLUSTER_PORT" --cluster-name bench --cluster-listen "127.0.0.1:$route_b" \
+		--routes "nats-route://127.0.0.1:$route_a" --cluster-secret "$work/cluster.secret"
+	pid_b=$node_pid fp_b=$node_fp
+	sleep "$CLUSTER_SETTLE"
+}
+
+# measure_cluster NAME I across|local BENCH-FLAGS...: run I against a
+# fresh messager cluster: senders on A and receivers on B (across), or
+# every pair on A (local); again while other processes disturbed it.
+measure_cluster() {
+	name=$1 i=$2 shape=$3
+	shift 3
+	try=0
+	while :; do
+		start_cluster
+		echo "bench-targets: $name, run $i of $RUNS" >&2
+		if [ "$shape" = across ]; then
+			taskset -c "$BENCH_CPU" "$MESSAGER" bench --server "127.0.0.1:$PORT" --server-pid "$pid_a" \
+				--fingerprint "$fp_a" --server-b "127.0.0.1:$CLUSTER_PORT" --server-pid-b "$pid_b" \
+				--fingerprint-b "$fp_b" --json "$@" \
+				>"$OUT/$name-$i.json" || echo "bench-targets: $name run $i reported failures (see $OUT/$name-$i.json)" >&2
+		else
+			taskset -c "$BENCH_CPU" "$MESSAGER" bench --server "127.0.0.1:$PORT" --server-pid "$pid_a" \
+				--fingerprint "$fp_a" --json "$@" \
+				>"$OUT/$name-$i.json" || echo "bench-targets: $name run $i reported failures (see $OUT/$name-$i.json)" >&2
+		fi
+		stop_nodes
+		disturbed "$name-$i" "$try" || break
+		try=$((try + 1))
+	done
+}
+
+cluster() {
+	nats_tools
+	if ! "$MESSAGER" serve --help 2>&1 | grep -q -- --cluster-name; then
+		echo "bench-targets: this messager has no serve --cluster-name: only the nats-server cluster is measured" >&2
+		messager_cluster=
+	else
+		messager_cluster=1
+		(umask 077 && "$MESSAGER" cluster secret >"$work/cluster.secret")
+		chmod 600 "$work/cluster.secret"
+	fi
+	i=1
+	while [ "$i" -le "$RUNS" ]; do
+		# shellcheck disable=SC2046 # a word list
+		measure_nats_cluster nats-cluster "$i" $(pairs_flags)
+		if [ -n "$messager_cluster" ]; then
+			# shellcheck disable=SC2046
+			measure_cluster cluster-across "$i" across $(pairs_flags)
+			# shellcheck disable=SC2046
+			measure_cluster cluster-local "$i" local $(pairs_flags)
+			# shellcheck disable=SC2046
+			measure_once cluster-single "$i" "" $(pairs_flags)
+		fi
+		i=$((i + 1))
+	done
+	n_rate=$(median nats-cluster '.msgs_per_s | floor')
+	n_cpu=$(median nats-cluster '.server_usage.cpu_per_msg_us * 1000 | round / 1000')
+	echo "8. cluster 1:1 relay ($PAIRS pairs, 100 B, window 64, $DURATION; both nodes on CPU $SERVER_CPU, load on CPU $BENCH_CPU), median of $RUNS:"
+	echo "   (a) nats, A to B       $n_rate msgs/s, $n_cpu us/msg both nodes (node A $(median nats-cluster '.server_usage.nodes[0].cpu_per_msg_us * 1000 | round / 1000'), node B $(median nats-cluster '.server_usage.nodes[1].cpu_per_msg_us * 1000 | round / 1000')), lost $(median nats-cluster '.lost')"
+	if [ -z "$messager_cluster" ]; then
+		echo "   (b), (c) messager      not measured: serve has no --cluster-name"
+	else
+		m_rate=$(median cluster-across '.msgs_per_s | floor')
+		m_cpu=$(median cluster-across '.server_usage.cpu_per_msg_us * 1000 | round / 1000')
+		l_rate=$(median cluster-local '.msgs_per_s | floor')
+		s_rate=$(median cluster-single '.msgs_per_s | floor')
+		echo "   (b) messager, A to B   $m_rate msgs/s, $m_cpu us/msg both nodes (node A $(median cluster-across '.server_usage.nodes[0].cpu_per_msg_us * 1000 | round / 1000'), node B $(median cluster-across '.server_usage.nodes[1].cpu_per_msg_us * 1000 | round / 1000')), lost $(median cluster-across '.lost'), CNT $(median cluster-across '.cnt')"
+		echo "   (b) / (a) rate         $(ratio "$m_rate" "$n_rate")x   (target >= 2)"
+		echo "   (b) / (a) CPU per msg  $(ratio "$m_cpu" "$n_cpu")x   (target <= 0.5)"
+		echo "   (c) clustered, local   $l_rate msgs/s, $(median cluster-local '.server_usage.cpu_per_msg_us * 1000 | round / 1000') us/msg; one unclustered node $s_rate msgs/s, $(median cluster-single '.server_usage.cpu_per_msg_us * 1000 | round / 1000') us/msg"
+		echo "   (c) clustered / single $(ratio "$l_rate" "$s_rate")x   (target >= 0.9)"
+		warnings cluster-across
+		warnings cluster-local
+		warnings cluster-single
+	fi
+	warnings nats-cluster
+}
+
 case "${1:-all}" in
-throughput | efficiency | latency | scale | group | presence) "$1" ;;
+throughput | efficiency | latency | scale | group | presence | ws | cluster) "$1" ;;
 all)
 	throughput
 	efficiency
@@ -322,9 +568,11 @@ all)
 	scale
 	group
 	presence
+	ws
+	cluster
 	;;
 *)
-	echo "usage: $0 [throughput|efficiency|latency|scale|group|presence|all]" >&2
+	echo "usage: $0 [throughput|efficiency|latency|scale|group|presence|ws|cluster|all]" >&2
 	exit 2
 	;;
 esac
