@@ -99,8 +99,18 @@ func (d *Dialer) Version1() bool { return d.version1.Load() }
 // given up on after a HELLO that was not understood included.
 func (d *Dialer) Dials() int64 { return d.dials.Load() }
 
-// connect opens one TLS connection.
+// connect opens one TLS connection. Its errors are *ConnectError: this
+// server could not be reached, or its certificate was refused, before
+// anything was said to it.
 func (d *Dialer) connect(ctx context.Context) (*Conn, error) {
+	c, err := d.connectTLS(ctx)
+	if err != nil {
+		return nil, &ConnectError{Addr: d.Addr, Err: err}
+	}
+	return c, nil
+}
+
+func (d *Dialer) connectTLS(ctx context.Context) (*Conn, error) {
 	addr, config := d.Addr, d.TLSConfig
 	if config == nil {
 		config = &tls.Config{MinVersion: tls.VersionTLS12}

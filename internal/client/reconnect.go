@@ -119,13 +119,19 @@ func (b *Backoff) sleep(ctx context.Context, d time.Duration) error {
 // Retryable reports whether connecting again may help after err: true for
 // network failures and for an END that may pass later (server shutting
 // down, server full), false for a refused login, a certificate that failed
-// verification, or a cancelled context.
+// verification, or a cancelled context. A round over several servers that
+// found none (a *ServersError) is retryable when some server failed for a
+// reason that may pass.
 func Retryable(err error) bool {
 	if err == nil {
 		return false
 	}
 	if errors.Is(err, context.Canceled) {
 		return false
+	}
+	var servers *ServersError
+	if errors.As(err, &servers) {
+		return servers.retryable()
 	}
 	var end *EndError
 	if errors.As(err, &end) {
@@ -150,7 +156,10 @@ func Retryable(err error) bool {
 
 // Reconnect connects again after a session ended: it waits b.Next(), then
 // calls connect, until connect succeeds, ctx ends, or connect fails with
-// an error that is not Retryable. After each failed attempt it calls
+// an error that is not Retryable. With several servers, connect is one
+// round over them (Servers.Connect): the wait comes before each round,
+// not between its servers, so that no server is tried more often than a
+// single one would be. After each failed attempt it calls
 // notify, when not nil, with the failure and the wait before the next.
 // The waits start again from Min when the session that ended lasted
 // b.Stable; on success the new session is recorded with b.Up.

@@ -4,6 +4,11 @@
 // fingerprint (--fingerprint) and, by default, trust on first use as SSH
 // does: the fingerprint seen first is remembered in a known_servers file
 // and any later change is refused loudly.
+//
+// A client that may use several addresses of one service (the nodes of a
+// cluster) has a Verifier for each (see NewList): every node may have a
+// certificate of its own, remembered under its own address, while --ca
+// and --fingerprint apply to all of them.
 package trust
 
 import (
@@ -15,6 +20,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 
 	"github.com/messager/messager/internal/certs"
@@ -47,7 +53,9 @@ type Options struct {
 	// CAFile is a PEM file of certificates to verify the server against,
 	// for example the server's own cert.pem.
 	CAFile string
-	// Fingerprint pins the server's certificate: "sha256:<hex>".
+	// Fingerprint pins the server's certificate: "sha256:<hex>", or
+	// several separated by commas, any of which is accepted (the
+	// certificates of the nodes of one service); see ParseFingerprints.
 	Fingerprint string
 	// TrustNew trusts and remembers a server seen for the first time
 	// without asking.
@@ -79,25 +87,72 @@ type Verifier struct {
 	host    string
 	mode    Mode
 	roots   *x509.CertPool
-	pin     string
+	pins    []string
 	file    string
 	notices io.Writer
 
-	mu       sync.Mutex
+	// mu serialises the uses of the known_servers file; the Verifiers of
+	// one list share it, since they share the file.
+	mu       *sync.Mutex
 	trustNew bool
 }
 
 // New returns a Verifier for the server at addr ("host:port"). With
 // Insecure it writes a warning to opts.Notices, every time.
 func New(addr string, opts Options) (*Verifier, error) {
-	host, _, err := net.SplitHostPort(addr)
+	vs, err := NewList([]string{addr}, opts)
 	if err != nil {
-		return nil, fmt.Errorf("server address %q: %w", addr, err)
+		return nil, err
 	}
-	v := &Verifier{addr: addr, host: host, trustNew: opts.TrustNew, notices: opts.Notices}
+	return vs[0], nil
+}
+
+// NewList returns a Verifier for each of addrs, the addresses of one
+// service, with the same options: --ca and --fingerprint apply to every
+// address, and trust on first use remembers each address with its own
+// certificate. The options are checked and the --ca file read once, and
+// the --insecure warning, naming every address, is written once.
+func NewList(addrs []string, opts Options) ([]*Verifier, error) {
+	if len(addrs) == 0 {
+		return nil, errors.New("no server address")
+	}
+	proto, err := newSettings(opts)
+	if err != nil {
+		return nil, err
+	}
+	if proto.mode == ModeInsecure {
+		what := "the identity of " + addrs[0] + " is"
+		if len(addrs) > 1 {
+			what = "the identities of " + strings.Join(addrs, ", ") + " are"
+		}
+		fmt.Fprintf(proto.notices, "messager: warning: --insecure: %s not verified; anyone on the network path can read and change your messages\n", what)
+	}
+	vs := make([]*Verifier, len(addrs))
+	for i, addr := range addrs {
+		host, _, err := net.SplitHostPort(addr)
+		if err != nil {
+			return nil, fmt.Errorf("server address %q: %w", addr, err)
+		}
+		if proto.mode == ModeKnown {
+			if _, err := NormalizeAddr(addr); err != nil {
+				return nil, err
+			}
+		}
+		v := *proto
+		v.addr, v.host = addr, host
+		vs[i] = &v
+	}
+	return vs, nil
+}
+
+// newSettings checks opts and returns a Verifier with everything but
+// the address.
+func newSettings(opts Options) (*Verifier, error) {
+	v := &Verifier{trustNew: opts.TrustNew, notices: opts.Notices, mu: new(sync.Mutex)}
 	if v.notices == nil {
 		v.notices = io.Discard
 	}
+	var err error
 	set := 0
 	for _, b := range []bool{opts.CAFile != "", opts.Fingerprint != "", opts.Insecure} {
 		if b {
@@ -110,7 +165,6 @@ func New(addr string, opts Options) (*Verifier, error) {
 	switch {
 	case opts.Insecure:
 		v.mode = ModeInsecure
-		fmt.Fprintf(v.notices, "messager: warning: --insecure: the identity of %s is not verified; anyone on the network path can read and change your messages\n", addr)
 	case opts.CAFile != "":
 		v.mode = ModeCA
 		pem, err := os.ReadFile(opts.CAFile)
@@ -123,7 +177,7 @@ func New(addr string, opts Options) (*Verifier, error) {
 		}
 	case opts.Fingerprint != "":
 		v.mode = ModePin
-		if v.pin, err = certs.CanonicalFingerprint(opts.Fingerprint); err != nil {
+		if v.pins, err = ParseFingerprints(opts.Fingerprint); err != nil {
 			return nil, fmt.Errorf("--fingerprint: %w", err)
 		}
 	default:
@@ -135,11 +189,38 @@ func New(addr string, opts Options) (*Verifier, error) {
 			}
 		}
 		v.file = filepath.Join(dir, KnownServersName)
-		if _, err := NormalizeAddr(addr); err != nil {
-			return nil, err
-		}
 	}
 	return v, nil
+}
+
+// ParseFingerprints parses one fingerprint or several separated by commas
+// ("sha256:<hex>,sha256:<hex>"), as --fingerprint takes them, into their
+// canonical form. Spaces around each are dropped; an empty one and one
+// given twice are errors, so that a slip in the list is not silently
+// taken for a shorter list.
+func ParseFingerprints(list string) ([]string, error) {
+	parts := strings.Split(list, ",")
+	pins := make([]string, 0, len(parts))
+	for i, part := range parts {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			if len(parts) == 1 {
+				return nil, errors.New("no fingerprint")
+			}
+			return nil, fmt.Errorf("fingerprint %d of %d is empty (fingerprints are separated by single commas)", i+1, len(parts))
+		}
+		fp, err := certs.CanonicalFingerprint(part)
+		if err != nil {
+			return nil, err
+		}
+		for _, seen := range pins {
+			if seen == fp {
+				return nil, fmt.Errorf("fingerprint %s is listed twice", fp)
+			}
+		}
+		pins = append(pins, fp)
+	}
+	return pins, nil
 }
 
 // Mode returns how the Verifier checks certificates.
@@ -174,10 +255,12 @@ func (v *Verifier) verify(cs tls.ConnectionState) error {
 	}
 	got := certs.Fingerprint(cs.PeerCertificates[0].Raw)
 	if v.mode == ModePin {
-		if got != v.pin {
-			return &PinError{Addr: v.addr, Want: v.pin, Got: got}
+		for _, pin := range v.pins {
+			if got == pin {
+				return nil
+			}
 		}
-		return nil
+		return &PinError{Addr: v.addr, Want: v.pins, Got: got}
 	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
@@ -261,15 +344,29 @@ func (e *ChangedError) Permanent() bool { return true }
 
 // PinError reports a certificate that does not match --fingerprint.
 type PinError struct {
-	Addr, Want, Got string
+	// Addr is the server's address, Got the fingerprint it presented.
+	Addr, Got string
+	// Want are the fingerprints pinned, any of which would have passed.
+	Want []string
 }
 
 func (e *PinError) Error() string {
-	return fmt.Sprintf("the certificate fingerprint of %s did not match --fingerprint\n"+
-		"  expected: %s\n"+
-		"  got:      %s\n"+
-		"the client did not log in: this is another server, someone is intercepting the connection, or the server has a new certificate",
-		e.Addr, e.Want, e.Got)
+	var b strings.Builder
+	fmt.Fprintf(&b, "the certificate fingerprint of %s did not match --fingerprint\n", e.Addr)
+	if len(e.Want) == 1 {
+		fmt.Fprintf(&b, "  expected: %s\n  got:      %s\n", e.Want[0], e.Got)
+	} else {
+		for i, w := range e.Want {
+			label := "  expected one of: "
+			if i > 0 {
+				label = "                   "
+			}
+			fmt.Fprintf(&b, "%s%s\n", label, w)
+		}
+		fmt.Fprintf(&b, "  got:             %s\n", e.Got)
+	}
+	b.WriteString("the client did not log in: this is another server, someone is intercepting the connection, or the server has a new certificate")
+	return b.String()
 }
 
 // Permanent marks the error as one that connecting again cannot fix.

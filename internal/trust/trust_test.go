@@ -261,3 +261,129 @@ func TestDefaultDirHonoursXDG(t *testing.T) {
 		t.Errorf("DefaultDir = %q, want %q", got, want)
 	}
 }
+
+func TestParseFingerprints(t *testing.T) {
+	a := "sha256:" + strings.Repeat("ab", 32)
+	b := "sha256:" + strings.Repeat("0f", 32)
+	upperB := "sha256:" + strings.Repeat("0F", 32)
+	tests := []struct {
+		in   string
+		want []string
+		err  string
+	}{
+		{in: a, want: []string{a}},
+		{in: a + "," + b, want: []string{a, b}},
+		{in: " " + a + " , " + upperB + " ", want: []string{a, b}},
+		{in: "", err: "no fingerprint"},
+		{in: a + ",", err: "fingerprint 2 of 2 is empty"},
+		{in: a + ",," + b, err: "fingerprint 2 of 3 is empty"},
+		{in: "," + a, err: "fingerprint 1 of 2 is empty"},
+		{in: a + "," + a, err: "fingerprint " + a + " is listed twice"},
+		{in: b + "," + upperB, err: "is listed twice"},
+		{in: a + ",md5:00", err: "md5:00"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			got, err := ParseFingerprints(tt.in)
+			if tt.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.err) {
+					t.Fatalf("ParseFingerprints(%q) = %q, %v; want an error with %q", tt.in, got, err, tt.err)
+				}
+				return
+			}
+			if err != nil || strings.Join(got, ",") != strings.Join(tt.want, ",") {
+				t.Fatalf("ParseFingerprints(%q) = %q, %v; want %q", tt.in, got, err, tt.want)
+			}
+		})
+	}
+}
+
+// TestPinnedList: with several fingerprints pinned, a certificate with
+// any of them passes, on any address; one with none is refused, and the
+// error lists them all.
+func TestPinnedList(t *testing.T) {
+	one, two := startTLS(t), startTLS(t)
+	other := "sha256:" + strings.Repeat("ab", 32)
+	vs, err := NewList([]string{one.addr, two.addr}, Options{Fingerprint: other + "," + two.fingerprint + "," + one.fingerprint})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := handshake(t, one.addr, vs[0]); err != nil {
+		t.Fatalf("first server: %v", err)
+	}
+	if err := handshake(t, two.addr, vs[1]); err != nil {
+		t.Fatalf("second server: %v", err)
+	}
+	vs, _ = NewList([]string{one.addr, two.addr}, Options{Fingerprint: other + "," + two.fingerprint})
+	err = handshake(t, one.addr, vs[0])
+	var pe *PinError
+	if !errors.As(err, &pe) || pe.Got != one.fingerprint || len(pe.Want) != 2 {
+		t.Fatalf("first server, not pinned: %v", err)
+	}
+	want := "the certificate fingerprint of " + one.addr + " did not match --fingerprint\n" +
+		"  expected one of: " + other + "\n" +
+		"                   " + two.fingerprint + "\n" +
+		"  got:             " + one.fingerprint + "\n"
+	if !strings.HasPrefix(err.Error(), want) {
+		t.Errorf("error %q, want it to start %q", err, want)
+	}
+}
+
+// TestKnownList: the Verifiers of a list trust each address on first use
+// with its own certificate, in the one known_servers file, and a changed
+// certificate on one address is refused without touching the others.
+func TestKnownList(t *testing.T) {
+	one, two := startTLS(t), startTLS(t)
+	dir := t.TempDir()
+	var notices bytes.Buffer
+	vs, err := NewList([]string{one.addr, two.addr}, Options{Dir: dir, TrustNew: true, Notices: &notices})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, srv := range []*tlsServer{one, two} {
+		if err := handshake(t, srv.addr, vs[i]); err != nil {
+			t.Fatalf("server %d: %v", i+1, err)
+		}
+	}
+	for _, srv := range []*tlsServer{one, two} {
+		if !strings.Contains(notices.String(), "trusting "+srv.addr+" on first use, certificate fingerprint "+srv.fingerprint) {
+			t.Errorf("notices %q do not tell of %s", notices.String(), srv.addr)
+		}
+	}
+	known, err := LoadKnownServers(filepath.Join(dir, KnownServersName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fp, _ := known.Lookup(one.addr); fp != one.fingerprint {
+		t.Errorf("first server remembered as %q", fp)
+	}
+	if fp, _ := known.Lookup(two.addr); fp != two.fingerprint {
+		t.Errorf("second server remembered as %q", fp)
+	}
+
+	// The second address now presents the first one's certificate.
+	vs, _ = NewList([]string{one.addr, two.addr}, Options{Dir: dir})
+	known.Set(two.addr, "sha256:"+strings.Repeat("cd", 32))
+	if err := SaveKnownServers(filepath.Join(dir, KnownServersName), known); err != nil {
+		t.Fatal(err)
+	}
+	var changed *ChangedError
+	if err := handshake(t, two.addr, vs[1]); !errors.As(err, &changed) || changed.Addr != two.addr {
+		t.Fatalf("changed second server: %v", err)
+	}
+	if err := handshake(t, one.addr, vs[0]); err != nil {
+		t.Fatalf("first server after the second changed: %v", err)
+	}
+}
+
+// TestInsecureListWarnsOnce: one warning for a list, naming every
+// address.
+func TestInsecureListWarnsOnce(t *testing.T) {
+	var notices bytes.Buffer
+	if _, err := NewList([]string{"a:1", "b:2"}, Options{Insecure: true, Notices: &notices}); err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(notices.String(), "warning"); n != 1 || !strings.Contains(notices.String(), "the identities of a:1, b:2 are not verified") {
+		t.Errorf("notices %q, want one warning naming both", notices.String())
+	}
+}
