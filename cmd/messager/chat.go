@@ -5,10 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -80,9 +80,22 @@ online or not a group one is in, when the server refused a --join or a
 Groups and presence need a server that offers them (protocol version 2);
 against an older server the rest works as before.
 
-The server's certificate is trusted on first use and remembered in the
-known_servers file of the user's configuration directory; see --ca,
---fingerprint, --trust-new and --insecure.
+--server takes one address, or several separated by commas
+("a.example:18443,b.example:18443"): the nodes of one service, tried in
+turn. The client logs in on the first it can reach, and tells on stderr
+which it passed over and why. When a session is lost, it reconnects
+starting with the server after the one lost, trying each once a round and
+waiting between rounds as it does with a single server; the notice names
+the server it is back on. A refused login, END <logged in elsewhere> and
+END <user already online> are final on every server. A host without a
+port gets 18443; an empty address, an address listed twice or a colon
+without a port is a usage error.
+
+Each server's certificate is trusted on first use and remembered in the
+known_servers file of the user's configuration directory, under its own
+address; see --ca, --fingerprint, --trust-new and --insecure. --ca and
+--fingerprint apply to every server; --fingerprint takes several
+fingerprints, comma separated, and a certificate with any of them passes.
 
 Environment: MESSAGER_SERVER, MESSAGER_USER and MESSAGER_PASSWORD stand in
 for --server, --user and the password prompt; MESSAGER_JOIN and
@@ -173,8 +186,8 @@ func flagOrEnv(cmd *cobra.Command, flag, value, env string) string {
 	return os.Getenv(env)
 }
 
-// connectFlags are the flags shared by chat and send: where to connect,
-// as whom, and how to trust the server.
+// connectFlags are the flags shared by chat, send, who and signup: where
+// to connect, as whom, and how to trust the server.
 type connectFlags struct {
 	server, user, ca, fingerprint string
 	trustNew, insecure            bool
@@ -185,32 +198,45 @@ type connectFlags struct {
 }
 
 func (f *connectFlags) register(cmd *cobra.Command) {
-	fs := cmd.Flags()
-	fs.StringVar(&f.server, "server", "", "server `HOST:PORT` (default "+defaultServer+", or $"+envServer+")")
-	fs.StringVar(&f.user, "user", "", "log in as `NAME` (default $"+envUser+", or asked)")
+	f.registerServer(cmd)
+	cmd.Flags().StringVar(&f.user, "user", "", "log in as `NAME` (default $"+envUser+", or asked)")
 	f.registerTrust(cmd)
+}
+
+// registerServer registers --server.
+func (f *connectFlags) registerServer(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&f.server, "server", "",
+		"the server's `HOST:PORT`, or several, comma separated, tried in turn (default "+defaultServer+", or $"+envServer+")")
 }
 
 // registerTrust registers the flags that say how to trust the server.
 func (f *connectFlags) registerTrust(cmd *cobra.Command) {
 	fs := cmd.Flags()
 	fs.StringVar(&f.ca, "ca", "", "verify the server against the certificates in `FILE` (e.g. the server's cert.pem)")
-	fs.StringVar(&f.fingerprint, "fingerprint", "", "require the server certificate with this `sha256:HEX` fingerprint")
+	fs.StringVar(&f.fingerprint, "fingerprint", "", "require a server certificate with this `sha256:HEX` fingerprint, or one of several, comma separated")
 	fs.BoolVar(&f.trustNew, "trust-new", false, "trust and remember a server seen for the first time without asking")
 	fs.BoolVar(&f.insecure, "insecure", false, "do not verify the server's certificate (unsafe)")
 }
 
-// clientSetup is a resolved server, user, password and verifier.
+// clientSetup is a resolved list of servers, user, password and
+// verifiers.
 type clientSetup struct {
-	addr, user, password string
-	verifier             *trust.Verifier
-	options              client.Options
-	stdin                io.Reader
-	stderr               io.Writer
-	terminal             bool
-	// dialer makes every connection of the run, so that a server found
-	// to speak only version 1 is not asked for version 2 again.
-	dialer *client.Dialer
+	user, password string
+	// addrs are the servers' addresses, in the order to try them.
+	addrs []string
+	// verifiers check each address's certificate, by address.
+	verifiers map[string]*trust.Verifier
+	// trustNotices passes the verifiers' notices on (see noticeSink).
+	trustNotices *noticeSink
+	options      client.Options
+	stdin        io.Reader
+	stderr       io.Writer
+	terminal     bool
+	// servers make every connection of the run, one Dialer an address,
+	// so that a server found to speak only version 1 is not asked for
+	// version 2 again, and a reconnection starts with the address after
+	// the one lost.
+	servers *client.Servers
 
 	// For a sign-up (see signUp): offerSignup lets a login on a terminal
 	// make an account; signup is set when the user asked for one at the
@@ -276,9 +302,10 @@ func (f *connectFlags) setup(cmd *cobra.Command) (*clientSetup, error) {
 }
 
 // start resolves what every command that connects needs first: the
-// terminal, the options and the server's address.
+// terminal, the options and the servers' addresses.
 func (f *connectFlags) start(cmd *cobra.Command) (*clientSetup, error) {
 	s := &clientSetup{stdin: cmd.InOrStdin(), stderr: cmd.ErrOrStderr()}
+	s.trustNotices = &noticeSink{w: s.stderr}
 	if f.checkInterval < 0 {
 		return nil, usageError(errors.New("--check-interval must not be negative"))
 	}
@@ -286,69 +313,109 @@ func (f *connectFlags) start(cmd *cobra.Command) (*clientSetup, error) {
 	s.terminal = stdioIsTerminal(s.stdin)
 	s.offerSignup = f.offerSignup && s.terminal
 
-	server := f.server
+	server, from := f.server, "--server"
 	if server == "" {
-		server = os.Getenv(envServer)
+		server, from = os.Getenv(envServer), "$"+envServer
 	}
 	if server == "" {
 		server = defaultServer
 	}
-	addr, err := serverAddr(server)
+	addrs, err := client.ParseServers(server)
 	if err != nil {
-		return nil, usageError(err)
+		return nil, usageError(fmt.Errorf("%s: %w", from, err))
 	}
-	s.addr = addr
+	s.addrs = addrs
+	if f.fingerprint != "" {
+		// Checked again by the verifiers; here a slip in the list is a
+		// usage error, told before any prompt.
+		if _, err := trust.ParseFingerprints(f.fingerprint); err != nil {
+			return nil, usageError(fmt.Errorf("--fingerprint: %w", err))
+		}
+	}
 	return s, nil
 }
 
-// trust sets up the verification of the server's certificate and the
-// dialer that uses it.
+// trust sets up the verification of each server's certificate and the
+// dialers that use it.
 func (f *connectFlags) trust(s *clientSetup) error {
-	var err error
-	s.verifier, err = trust.New(s.addr, trust.Options{
+	verifiers, err := trust.NewList(s.addrs, trust.Options{
 		CAFile:      f.ca,
 		Fingerprint: f.fingerprint,
 		TrustNew:    f.trustNew,
 		Insecure:    f.insecure,
-		Notices:     s.stderr,
+		Notices:     s.trustNotices,
 	})
 	if err != nil {
 		return err
 	}
-	s.dialer = &client.Dialer{Addr: s.addr, TLSConfig: s.verifier.TLSConfig(), Options: s.options}
+	s.verifiers = make(map[string]*trust.Verifier, len(s.addrs))
+	dialers := make([]*client.Dialer, len(s.addrs))
+	for i, addr := range s.addrs {
+		s.verifiers[addr] = verifiers[i]
+		dialers[i] = &client.Dialer{Addr: addr, TLSConfig: verifiers[i].TLSConfig(), Options: s.options}
+	}
+	s.servers = client.NewServers(dialers...)
 	return nil
 }
 
-// serverAddr adds the default port to a server given without one.
-func serverAddr(server string) (string, error) {
-	if _, _, err := net.SplitHostPort(server); err == nil {
-		return server, nil
+// addr is the address of the server connected to last, or of the first
+// one before any.
+func (s *clientSetup) addr() string {
+	if addr := s.servers.Last(); addr != "" {
+		return addr
 	}
-	if strings.Contains(strings.Trim(server, "[]"), ":") && !strings.HasPrefix(server, "[") {
-		// A bare IPv6 address.
-		return net.JoinHostPort(server, strconv.Itoa(protocol.DefaultPort)), nil
-	}
-	if server == "" || strings.ContainsAny(server, " /") {
-		return "", fmt.Errorf("server %q: want HOST:PORT", server)
-	}
-	return net.JoinHostPort(strings.Trim(server, "[]"), strconv.Itoa(protocol.DefaultPort)), nil
+	return s.addrs[0]
 }
 
-// connect dials and logs in; it is also the chat's reconnect function.
-func (s *clientSetup) connect(ctx context.Context) (*client.Conn, error) {
-	c, err := s.dial(ctx)
-	if err != nil {
-		return nil, err
+// serverList is the list of servers as the --server flag takes it.
+func (s *clientSetup) serverList() string { return strings.Join(s.addrs, ",") }
+
+// connect is the chat's reconnect function: one round over the servers,
+// starting with the one after the server lost, logging in on the first
+// that takes the connection. notice shows the servers passed over, and
+// the servers trusted on first use, among the session's notices.
+func (s *clientSetup) connect(ctx context.Context, notice func(string)) (*client.Conn, error) {
+	s.trustNotices.divert(notice)
+	defer s.trustNotices.divert(nil)
+	return s.servers.Connect(ctx, client.Round{
+		Login:  s.loginOn,
+		Report: func(f *client.Failure) { notice(failureText(f)) },
+	})
+}
+
+// failureText describes a server passed over, and which one comes next.
+func failureText(f *client.Failure) string {
+	if f.Next == "" {
+		return f.Error()
 	}
-	return c, s.loginOn(ctx, c)
+	return f.Error() + "; trying " + f.Next
 }
 
 // dial connects, completes the TLS handshake, which checks the server's
-// certificate, and says HELLO (see client.Dialer).
+// certificate, and says HELLO (see client.Dialer): to the server of the
+// last connection, or to the first of the list, and to the next ones in
+// turn when it cannot. On a terminal it asks whether to trust a server
+// never seen before. A server passed over is told on stderr, with why;
+// when none could be used the error is the last one's.
 func (s *clientSetup) dial(ctx context.Context) (*client.Conn, error) {
-	ctx, cancel := context.WithTimeout(ctx, client.DefaultLoginTimeout)
-	defer cancel()
-	return s.dialer.Dial(ctx)
+	r := client.Round{
+		Stay: true,
+		Report: func(f *client.Failure) {
+			if f.Next != "" {
+				// The last one's failure is the error.
+				fmt.Fprintf(s.stderr, "messager: %s\n", client.EscapeLines(failureText(f)))
+			}
+		},
+	}
+	if s.terminal {
+		r.Again = s.trustAsked
+	}
+	c, err := s.servers.Connect(ctx, r)
+	var none *client.ServersError
+	if errors.As(err, &none) {
+		return nil, none.Last()
+	}
+	return c, err
 }
 
 // loginOn logs in on a connection made by dial.
@@ -369,7 +436,7 @@ func (s *clientSetup) loginOn(ctx context.Context, c *client.Conn) error {
 // /signup typed at the password prompt does so at once (see signUp): the
 // connection returned is then logged in as the new account.
 func (s *clientSetup) login(ctx context.Context) (*client.Conn, error) {
-	c, err := s.dialTrusting(ctx)
+	c, err := s.dial(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -387,7 +454,7 @@ func (s *clientSetup) login(ctx context.Context) (*client.Conn, error) {
 	offered := false
 	for try := 1; ; try++ {
 		for asked && s.password == "" {
-			if s.password, err = s.promptPassword(fmt.Sprintf("password for %s@%s: ", s.user, s.addr)); err != nil {
+			if s.password, err = s.promptPassword(fmt.Sprintf("password for %s@%s: ", s.user, s.addr())); err != nil {
 				closeConn(c)
 				return nil, err
 			}
@@ -411,7 +478,13 @@ func (s *clientSetup) login(ctx context.Context) (*client.Conn, error) {
 		if err == nil {
 			return c, nil
 		}
+		lost := c.Addr()
 		c = nil
+		if s.servers.Len() > 1 && client.Retryable(err) {
+			// This server is shutting down, full, or went away after
+			// the handshake: another one may take the login.
+			return s.loginElsewhere(ctx, &client.Failure{Addr: lost, Err: err})
+		}
 		var end *client.EndError
 		badLogin := errors.As(err, &end) && end.Reason == protocol.ReasonBadLogin
 		final := !asked || !badLogin || try == passwordTries
@@ -441,6 +514,30 @@ func (s *clientSetup) login(ctx context.Context) (*client.Conn, error) {
 	}
 }
 
+// loginElsewhere logs in on the other servers, in turn, after the login
+// failed on one of them for a reason that may pass there (failed): the
+// round starts with the server after it and ends with it.
+func (s *clientSetup) loginElsewhere(ctx context.Context, failed *client.Failure) (*client.Conn, error) {
+	fmt.Fprintf(s.stderr, "messager: %s; trying the other servers\n", client.EscapeLines(failed.Error()))
+	r := client.Round{
+		Login: s.loginOn,
+		Report: func(f *client.Failure) {
+			if f.Next != "" {
+				fmt.Fprintf(s.stderr, "messager: %s\n", client.EscapeLines(failureText(f)))
+			}
+		},
+	}
+	if s.terminal {
+		r.Again = s.trustAsked
+	}
+	c, err := s.servers.Connect(ctx, r)
+	var none *client.ServersError
+	if errors.As(err, &none) {
+		return nil, none.Last()
+	}
+	return c, err
+}
+
 // signUpChat is signUp for chat, which goes on logged in as the new
 // account: it says so on the terminal.
 func (s *clientSetup) signUpChat(ctx context.Context, c *client.Conn, dialed time.Time) (*client.Conn, error) {
@@ -448,7 +545,7 @@ func (s *clientSetup) signUpChat(ctx context.Context, c *client.Conn, dialed tim
 	if err != nil {
 		return nil, err
 	}
-	fmt.Fprintf(s.stderr, "signed up as %s on %s\n", s.user, s.addr)
+	fmt.Fprintf(s.stderr, "signed up as %s on %s\n", s.user, c.Addr())
 	return c, nil
 }
 
@@ -474,29 +571,64 @@ func (s *clientSetup) askYes(prompt string) (bool, error) {
 	return false, nil
 }
 
-// dialTrusting dials, asking on a terminal whether to trust a server
-// never seen before.
-func (s *clientSetup) dialTrusting(ctx context.Context) (*client.Conn, error) {
-	c, err := s.dial(ctx)
+// trustAsked is told of a server that could not be connected to (see
+// client.Round.Again). When it is a server never seen before, it asks on
+// the terminal whether to trust it, remembers it when the answer is yes
+// (and the server is dialled again), and ends the round when it is no.
+func (s *clientSetup) trustAsked(addr string, err error) (bool, error) {
 	var unknown *trust.UnknownError
-	if err == nil || !errors.As(err, &unknown) || !s.terminal {
-		return c, err
+	v := s.verifiers[addr]
+	if !errors.As(err, &unknown) || v == nil {
+		return false, nil
 	}
 	fmt.Fprintf(s.stderr, "the server %s is not known yet.\nits certificate fingerprint is %s\n"+
 		"compare it with the one the server printed when it started, or that %q prints on the server.\n",
-		unknown.Addr, unknown.Fingerprint, fingerprintCommand)
+		client.Escape(unknown.Addr), unknown.Fingerprint, fingerprintCommand)
 	answer, err := s.promptLine("trust this server and remember it? [y/N] ")
 	if err != nil {
-		return nil, err
+		return false, err
 	}
 	if a := strings.ToLower(strings.TrimSpace(answer)); a != "y" && a != "yes" {
-		return nil, errors.New("server not trusted")
+		return false, errors.New("server not trusted")
 	}
-	if err := s.verifier.Trust(unknown.Fingerprint); err != nil {
-		return nil, err
+	if err := v.Trust(unknown.Fingerprint); err != nil {
+		return false, err
 	}
-	fmt.Fprintf(s.stderr, "remembered %s in %s\n", unknown.Addr, s.verifier.KnownServersFile())
-	return s.dial(ctx)
+	fmt.Fprintf(s.stderr, "remembered %s in %s\n", client.Escape(unknown.Addr), v.KnownServersFile())
+	return true, nil
+}
+
+// noticeSink takes the verifiers' notices (a server trusted on first
+// use) and writes them to stderr, or, while a chat session reconnects,
+// passes them to its notices: the session may be showing a line editor
+// in raw mode, where a line written to stderr would break the display.
+type noticeSink struct {
+	w io.Writer
+
+	mu     sync.Mutex
+	notice func(string)
+}
+
+// divert sends the notices to notice from now on, or back to stderr when
+// it is nil.
+func (n *noticeSink) divert(notice func(string)) {
+	n.mu.Lock()
+	n.notice = notice
+	n.mu.Unlock()
+}
+
+// Write takes one or more whole lines, each with the program's prefix,
+// which a session's notice does not need.
+func (n *noticeSink) Write(p []byte) (int, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.notice == nil {
+		return n.w.Write(p)
+	}
+	for _, line := range strings.Split(strings.TrimRight(string(p), "\n"), "\n") {
+		n.notice(strings.TrimPrefix(line, "messager: "))
+	}
+	return len(p), nil
 }
 
 // promptLine asks for one line on the terminal. It reads byte by byte so

@@ -35,7 +35,9 @@ error.
 
 The flags and environment variables for the server, the user and trust are
 those of "messager chat"; the password comes from MESSAGER_PASSWORD or is
-asked for on a terminal.`,
+asked for on a terminal. With several servers (--server a:18443,b:18443)
+the message goes through the first that takes the login; the ones passed
+over are told on stderr.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if to == "" {

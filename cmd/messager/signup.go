@@ -44,7 +44,9 @@ missing invite or password).
 
 The server and trust flags are those of "messager chat"; "messager chat"
 also offers to sign up when a login is refused, and takes /signup at its
-user and password prompts.
+user and password prompts. With several servers (--server
+a:18443,b:18443) the account is made on the first that can be reached;
+the ones passed over are told on stderr.
 
 Environment: MESSAGER_SERVER stands in for --server, MESSAGER_INVITE for
 --invite.`,
@@ -101,7 +103,7 @@ Environment: MESSAGER_SERVER stands in for --server, MESSAGER_INVITE for
 			}
 
 			ctx := cmd.Context()
-			c, err := s.dialTrusting(ctx)
+			c, err := s.dial(ctx)
 			if err != nil {
 				return err
 			}
@@ -111,13 +113,13 @@ Environment: MESSAGER_SERVER stands in for --server, MESSAGER_INVITE for
 			}
 			defer conn.Close()
 			fmt.Fprintf(cmd.OutOrStdout(), "signed up as %s on %s; log in with: messager chat --server %s --user %s\n",
-				s.user, s.addr, s.addr, s.user)
+				s.user, conn.Addr(), s.serverList(), s.user)
 			goodbye(ctx, conn)
 			return nil
 		},
 	}
 	fs := cmd.Flags()
-	fs.StringVar(&f.server, "server", "", "server `HOST:PORT` (default "+defaultServer+", or $"+envServer+")")
+	f.registerServer(cmd)
 	fs.StringVar(&f.user, "user", "", "the `NAME` of the new account (asked on a terminal)")
 	fs.StringVar(&invite, "invite", "", "the invite `TOKEN` the server's operator gave (default $"+envInvite+")")
 	fs.BoolVar(&passwordStdin, "password-stdin", false, "read the password from the first line of stdin")
@@ -278,7 +280,7 @@ func (s *clientSetup) askNewName() (string, error) {
 // two match and the password is one the server could take.
 func (s *clientSetup) askNewPassword() (string, error) {
 	for {
-		pw, err := s.promptPassword(fmt.Sprintf("new password for %s@%s: ", s.user, s.addr))
+		pw, err := s.promptPassword(fmt.Sprintf("new password for %s@%s: ", s.user, s.addr()))
 		if err != nil {
 			return "", err
 		}

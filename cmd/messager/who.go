@@ -42,7 +42,9 @@ login failed, 2 for a usage error, or when the server does not offer
 presence or refused the query.
 
 The flags and environment variables for the server, the user and trust are
-those of "messager chat".`,
+those of "messager chat". With several servers (--server a:18443,b:18443)
+the first that takes the login answers; the ones passed over are told on
+stderr.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			mask := "*"

@@ -8,7 +8,9 @@
 // input ends the session cleanly.
 //
 // A session remembers the groups it joined and the users it watches, and
-// asks for them again after it reconnects.
+// asks for them again after it reconnects. It reconnects through the
+// front end's Connect, which may try several servers (the nodes of a
+// cluster) in turn, and names the server it got back to.
 package chat
 
 import (
@@ -33,8 +35,12 @@ type Config struct {
 	// Conn is the first connection, already logged in.
 	Conn *client.Conn
 	// Connect dials and logs in again after the connection drops; nil
-	// disables reconnecting.
-	Connect func(context.Context) (*client.Conn, error)
+	// disables reconnecting. It is called once a round of attempts, with
+	// the backoff's wait before each (see client.Reconnect), so one call
+	// may try several servers in turn (see client.Servers.Connect); notice
+	// shows a line among the session's notices, escaped, so that it can
+	// tell which servers it passed over and why.
+	Connect func(ctx context.Context, notice func(string)) (*client.Conn, error)
 	// Backoff paces reconnection attempts; nil means the defaults.
 	Backoff *client.Backoff
 	// To is the first target, a user or a group ("#team"); empty asks
@@ -186,7 +192,14 @@ func (s *session) loop(ctx context.Context) {
 			return
 		}
 		s.out.notice("connection lost: %s; reconnecting", client.Escape(err.Error()))
-		conn, err = client.Reconnect(ctx, s.cfg.Backoff, s.cfg.Connect, func(err error, wait time.Duration) {
+		connect := func(ctx context.Context) (*client.Conn, error) { return s.cfg.Connect(ctx, s.connectNotice) }
+		conn, err = client.Reconnect(ctx, s.cfg.Backoff, connect, func(err error, wait time.Duration) {
+			var none *client.ServersError
+			if errors.As(err, &none) {
+				// Connect told which servers failed, and why, once each.
+				s.out.notice("no server could be used; trying again in %s", wait.Round(100*time.Millisecond))
+				return
+			}
 			s.out.notice("cannot connect: %s; trying again in %s", client.Escape(err.Error()), wait.Round(100*time.Millisecond))
 		})
 		if err != nil {
@@ -197,11 +210,18 @@ func (s *session) loop(ctx context.Context) {
 			}
 			return
 		}
-		s.out.notice("reconnected to %s as %s", conn.Addr(), conn.User())
+		// The server may be another one of the list than before.
+		s.out.notice("reconnected to %s as %s", client.Escape(conn.Addr()), client.Escape(conn.User()))
 		// Before the input loop can send on it: a group message must
 		// not overtake the group's JOIN.
 		s.begin(conn, false)
 	}
+}
+
+// connectNotice shows a notice of Connect, escaped: it may quote what a
+// server said.
+func (s *session) connectNotice(text string) {
+	s.out.notice("%s", client.Escape(text))
 }
 
 // receive shows the events of one connection until it ends; nil means the
@@ -456,7 +476,7 @@ func (s *session) interactive(ctx context.Context) error {
 	raw.enter()
 	w := termWriter{rl: rl, w: rl.Stdout()}
 	s.out = &output{msgs: w, notices: w, color: s.cfg.Color}
-	s.out.notice("logged in to %s as %s; /help lists the commands", s.cfg.Conn.Addr(), s.user)
+	s.out.notice("logged in to %s as %s; /help lists the commands", client.Escape(s.cfg.Conn.Addr()), client.Escape(s.user))
 	if s.to != "" && !s.firstTarget() {
 		s.to = ""
 	}

@@ -61,12 +61,12 @@ func TestReconnectBacksOffAfterShortSessions(t *testing.T) {
 	// One dialer for every attempt, as the command has: it falls back to
 	// version 1 once, on the first connection.
 	d := &client.Dialer{Addr: addr, TLSConfig: v.TLSConfig()}
-	connect := func(ctx context.Context) (*client.Conn, error) {
+	connect := func(ctx context.Context, _ func(string)) (*client.Conn, error) {
 		return d.Login(ctx, "alice", "pw1")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
-	first, err := connect(ctx)
+	first, err := connect(ctx, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,5 +91,65 @@ func TestReconnectBacksOffAfterShortSessions(t *testing.T) {
 	}
 	if n := logins.Load(); n < 2 || n > 5 {
 		t.Errorf("%d logins in 4 s of backoff, want 2 to 5", n)
+	}
+}
+
+// TestReconnectBacksOffAcrossServers: two servers that accept every
+// login and close the session at once. The client goes from one to the
+// other, but the waits between attempts grow as with one server: taking
+// turns is no way around the backoff.
+func TestReconnectBacksOffAcrossServers(t *testing.T) {
+	var logins [2]atomic.Int64
+	var dialers []*client.Dialer
+	for i := range logins {
+		addr, fp := fakeServer(t, func(c net.Conn, r *bufio.Reader) {
+			if _, err := r.ReadString('\n'); err != nil {
+				return
+			}
+			logins[i].Add(1)
+			io.WriteString(c, "ACCEPT alice \r\n")
+		})
+		v, err := trust.New(addr, trust.Options{Fingerprint: fp})
+		if err != nil {
+			t.Fatal(err)
+		}
+		dialers = append(dialers, &client.Dialer{Addr: addr, TLSConfig: v.TLSConfig()})
+	}
+	servers := client.NewServers(dialers...)
+	connect := func(ctx context.Context, _ func(string)) (*client.Conn, error) {
+		return servers.Connect(ctx, client.Round{Login: func(ctx context.Context, c *client.Conn) error {
+			return c.Login(ctx, "alice", "pw1")
+		}})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	first, err := connect(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	start := time.Unix(1e9, 0)
+	clock := &virtualClock{now: start, end: start.Add(4 * time.Second), cancel: cancel}
+	stdin, keepOpen := io.Pipe()
+	defer keepOpen.Close()
+	err = chat.Run(ctx, chat.Config{
+		Conn:    first,
+		Connect: connect,
+		Backoff: &client.Backoff{Now: clock.Now, Sleep: clock.Sleep},
+		To:      "bob",
+		Stdin:   stdin,
+		Stdout:  io.Discard,
+		Stderr:  io.Discard,
+	})
+	if err == nil {
+		t.Fatal("the session ended without an error")
+	}
+	a, b := logins[0].Load(), logins[1].Load()
+	if a+b < 2 || a+b > 5 {
+		t.Errorf("%d logins in 4 s of backoff, want 2 to 5", a+b)
+	}
+	// Each session's end sends the next round to the other server.
+	if a == 0 || b == 0 || a-b > 1 || b-a > 1 {
+		t.Errorf("logins %d and %d, want them to take turns", a, b)
 	}
 }

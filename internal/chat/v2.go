@@ -482,6 +482,15 @@ func (s *session) join(group string) error {
 	return nil
 }
 
+// addr is the address of the server the session is on, or was on last
+// while it reconnects.
+func (s *session) addr() string {
+	if c := s.current(); c != nil {
+		return c.Addr()
+	}
+	return s.cfg.Conn.Addr()
+}
+
 // v2Command runs the commands of version 2 typed on the terminal: /who,
 // /watch, /unwatch, /join and /part, and explains /signup, which belongs
 // to the login. It reports whether word was one.
@@ -502,7 +511,7 @@ func (s *session) v2Command(word, arg string) bool {
 		// Sign-up makes an account instead of logging in; a session is
 		// logged in already.
 		s.out.notice("logged in as %s already: /signup works at the user or password prompt, before logging in; "+
-			"or run: messager signup --server %s", client.Escape(s.user), client.Escape(s.cfg.Conn.Addr()))
+			"or run: messager signup --server %s", client.Escape(s.user), client.Escape(s.addr()))
 	default:
 		return false
 	}
