@@ -141,12 +141,21 @@ type session struct {
 	err       error         // the loop's result, set before done closes
 }
 
-func (s *session) setConn(c *client.Conn) {
+// setConn makes c the session's connection, or none when c is nil. It
+// refuses a new connection, reporting false, when the user quit while
+// the session had none: quit found nothing to end, stopped the
+// reconnection and waits for the loop to end, and a connection made just
+// then must not keep the loop receiving.
+func (s *session) setConn(c *client.Conn) bool {
 	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c != nil && s.conn == nil && s.quitting.Load() {
+		return false
+	}
 	s.conn = c
 	close(s.changed)
 	s.changed = make(chan struct{})
-	s.mu.Unlock()
+	return true
 }
 
 func (s *session) current() *client.Conn {
@@ -183,7 +192,11 @@ func (s *session) loop(ctx context.Context) {
 	conn := s.cfg.Conn
 	s.cfg.Backoff.Up()
 	for {
-		s.setConn(conn)
+		if !s.setConn(conn) {
+			conn.Close()
+			s.err = nil
+			return
+		}
 		err := s.receive(conn)
 		s.setConn(nil)
 		conn.Close()
@@ -271,8 +284,12 @@ func (s *session) reconnectAfter(err error) bool {
 // quit ends the session: END, then the wait for END <end accepted> (or
 // for the loop to give up), bounded by timeout when it is not zero.
 func (s *session) quit(timeout time.Duration) {
+	// Under the lock, so that a connection the loop makes meanwhile is
+	// either seen here and ended, or refused by setConn.
+	s.mu.Lock()
 	s.quitting.Store(true)
-	c := s.current()
+	c := s.conn
+	s.mu.Unlock()
 	if c == nil {
 		// Reconnecting: stop that, there is nothing to end.
 		s.cancel()

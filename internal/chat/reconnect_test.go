@@ -3,6 +3,7 @@ package chat_test
 import (
 	"bufio"
 	"context"
+	"errors"
 	"io"
 	"net"
 	"sync"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/messager/messager/internal/chat"
 	"github.com/messager/messager/internal/client"
+	"github.com/messager/messager/internal/server/servertest"
 	"github.com/messager/messager/internal/trust"
 )
 
@@ -151,5 +153,70 @@ func TestReconnectBacksOffAcrossServers(t *testing.T) {
 	// Each session's end sends the next round to the other server.
 	if a == 0 || b == 0 || a-b > 1 || b-a > 1 {
 		t.Errorf("logins %d and %d, want them to take turns", a, b)
+	}
+}
+
+// TestQuitWhileReconnecting: the input ends while the session
+// reconnects, and the reconnection succeeds just as the end of input
+// stops it. The session ends then, with the new connection closed; it
+// used to go on receiving on it for ever.
+func TestQuitWhileReconnecting(t *testing.T) {
+	// The first session ends as soon as it starts.
+	addr, fp := fakeServer(t, func(c net.Conn, r *bufio.Reader) {
+		if _, err := r.ReadString('\n'); err != nil {
+			return
+		}
+		io.WriteString(c, "ACCEPT alice \r\n")
+	})
+	v, err := trust.New(addr, trust.Options{Fingerprint: fp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	first, err := (&client.Dialer{Addr: addr, TLSConfig: v.TLSConfig()}).Login(ctx, "alice", "pw1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := servertest.Start(t, testUsers)
+	stdin, endInput := io.Pipe()
+	var second *client.Conn
+	connect := func(rctx context.Context, _ func(string)) (*client.Conn, error) {
+		// The input ends now; the session's quit stops the
+		// reconnection, and then this one succeeds all the same.
+		endInput.Close()
+		<-rctx.Done()
+		c, err := client.Dial(ctx, srv.Addr, srv.ClientTLS())
+		if err != nil {
+			return nil, err
+		}
+		second = c
+		return c, c.Login(ctx, "alice", "pw1")
+	}
+	done := make(chan error, 1)
+	go func() {
+		done <- chat.Run(ctx, chat.Config{
+			Conn:    first,
+			Connect: connect,
+			Backoff: &client.Backoff{Min: time.Millisecond, Max: time.Millisecond},
+			To:      "bob",
+			Stdin:   stdin,
+			Stdout:  io.Discard,
+			Stderr:  io.Discard,
+		})
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+	case <-time.After(timeout / 2):
+		t.Fatal("the session did not end after the end of input")
+	}
+	if second == nil {
+		t.Fatal("the reconnection did not happen")
+	}
+	if err := second.Send("bob", "x"); !errors.Is(err, client.ErrClosed) {
+		t.Errorf("the connection made while quitting is still open: %v", err)
 	}
 }
