@@ -21,6 +21,11 @@
 // lines. A server that does not know HELLO gets version 1, as
 // before, and the queries of version 2 are refused locally with a
 // *NotOfferedError.
+//
+// A front end that may use several servers of one service, the nodes of
+// a cluster (ParseServers reads the list), connects through Servers: it
+// tries them in turn, and after a lost session starts with the server
+// after the lost one; Reconnect paces the rounds.
 package client
 
 import (

@@ -18,6 +18,8 @@ import (
 // and closes, and from then on the Dialer speaks version 1 to it without
 // asking again, for as long as the Dialer lives. Asking on every
 // reconnection would double each one; asking in a loop would never end.
+// With several servers, each has a Dialer of its own (see Servers): what
+// one node turned out to speak says nothing of another.
 //
 // A Dialer is safe for use by several goroutines at once. Its fields must
 // not change after the first Dial.

@@ -128,6 +128,7 @@ type ConnectError struct {
 	Err error
 }
 
+// Error is the failure's own text: it names the address already.
 func (e *ConnectError) Error() string { return e.Err.Error() }
 
 // Unwrap returns the failure, so that errors.As finds the certificate
@@ -165,6 +166,7 @@ type ServersError struct {
 	Failures []*Failure
 }
 
+// Error lists every server's failure, in the order tried.
 func (e *ServersError) Error() string {
 	var b strings.Builder
 	b.WriteString("no server could be used: ")
@@ -228,15 +230,6 @@ type Servers struct {
 // order they are to be tried.
 func NewServers(dialers ...*Dialer) *Servers {
 	return &Servers{dialers: dialers, last: -1, told: make(map[string]string)}
-}
-
-// Addrs returns the addresses, in order.
-func (s *Servers) Addrs() []string {
-	addrs := make([]string, len(s.dialers))
-	for i, d := range s.dialers {
-		addrs[i] = d.Addr
-	}
-	return addrs
 }
 
 // Len returns the number of addresses.
