@@ -14,10 +14,10 @@ import (
 
 // Fanout is a one-to-many load through any server: each sender keeps up
 // to Window messages in flight, every receiver gets every message of
-// every sender but its own, and a message is done, and leaves its
-// sender's window, when its last recipient has it. The group mode runs on
-// it, and so does the reference load against another server, so that both
-// count, time and check alike.
+// every sender but its own (with Pairs, of its one sender), and a message
+// is done, and leaves its sender's window, when its last recipient has
+// it. The group mode runs on it, and so do the reference loads against
+// another server, so that both count, time and check alike.
 //
 // Every message is a sender's Prefix, a payload of Size bytes (see
 // AppendPayload) and its Suffix. A receiver's read loop hands each
