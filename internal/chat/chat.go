@@ -232,9 +232,15 @@ func (s *session) loop(ctx context.Context) {
 }
 
 // connectNotice shows a notice of Connect, escaped: it may quote what a
-// server said.
+// server said. An error that explains itself over several lines (a
+// server not known yet, a changed certificate) keeps its lines, each
+// marked as a notice's.
 func (s *session) connectNotice(text string) {
-	s.out.notice("%s", client.Escape(text))
+	text = client.EscapeLines(text)
+	if !s.out.json {
+		text = strings.ReplaceAll(text, "\n", "\n* ")
+	}
+	s.out.notice("%s", text)
 }
 
 // receive shows the events of one connection until it ends; nil means the

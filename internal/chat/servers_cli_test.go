@@ -274,3 +274,39 @@ func TestLoginElsewhereWhenFull(t *testing.T) {
 		t.Fatalf("exit %d, stdout %q, stderr %q; want 0, the note, %q", code, stdout, stderr, want)
 	}
 }
+
+// TestPipeUnknownServerOnReconnect: the server a reconnection reaches is
+// not known, and without a terminal the client may not ask: it is
+// passed over, explained once however many rounds fail, and the client
+// keeps trying, with waits, for the known one to come back.
+func TestPipeUnknownServerOnReconnect(t *testing.T) {
+	a := servertest.Start(t, testUsers)
+	b := servertest.Start(t, testUsers)
+	env := clientEnv(t, "MESSAGER_USER=alice", "MESSAGER_PASSWORD=pw1")
+	dir := filepath.Join(envValue(env, "XDG_CONFIG_HOME"), "messager")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "known_servers"), []byte(a.Addr+" "+a.Fingerprint+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := startProc(t, env, "chat", "--server", list(a.Addr, b.Addr), "--to", "alice")
+	p.write("note\n")
+	p.stdout.expect(t, "alice: note\n")
+	a.Stop()
+	p.stderr.expect(t, "* server "+b.Addr+" is not known yet; its certificate fingerprint is "+b.Fingerprint+"\n* compare it")
+	p.stderr.expect(t, "--fingerprint; trying "+a.Addr+"\n")
+	p.stderr.expect(t, "* connect to "+a.Addr+": ")
+	p.stderr.expect(t, "* no server could be used; trying again in ")
+	p.stderr.expect(t, "* no server could be used; trying again in ")
+	if code := p.exit(); code != 0 {
+		t.Fatalf("exit status %d", code)
+	}
+	out := p.stderr.String()
+	if n := strings.Count(out, "is not known yet"); n != 1 {
+		t.Errorf("the unknown server told %d times:\n%s", n, out)
+	}
+	if n := strings.Count(out, "* connect to "+a.Addr); n != 1 {
+		t.Errorf("the dead server told %d times:\n%s", n, out)
+	}
+}
