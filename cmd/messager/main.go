@@ -76,6 +76,7 @@ and chat with "messager chat".`,
 		newWhoCmd(),
 		newBenchCmd(),
 		newAdminCmd(),
+		newClusterCmd(),
 	)
 	// "messager nonsense" is a usage error; "messager" alone shows help.
 	root.Args = cobra.NoArgs

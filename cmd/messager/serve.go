@@ -61,6 +61,7 @@ type serveOptions struct {
 	noWatch        bool
 	cpuProfile     string
 	pprof          bool
+	cluster        clusterOptions
 }
 
 func newServeCmd() *cobra.Command {
@@ -108,6 +109,7 @@ changes on disk. SIGINT and SIGTERM shut down gracefully.`,
 	f.DurationVar(&o.shutdownPeriod, "shutdown-timeout", 5*time.Second, "longest a graceful shutdown may take")
 	f.BoolVar(&o.noWatch, "no-watch", false, "do not reload the user file when it changes on disk (SIGHUP still does)")
 	f.BoolVar(&o.pprof, "pprof", false, "also serve Go's /debug/pprof/ profiles on the --metrics address")
+	o.cluster.register(f)
 	f.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file (for performance work)")
 	return cmd
 }
@@ -129,7 +131,7 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 
 // check refuses flag values the server cannot run with, rather than
 // replacing them with defaults behind the operator's back.
-func (o serveOptions) check() error {
+func (o *serveOptions) check() error {
 	for _, d := range []struct {
 		name string
 		v    time.Duration
@@ -158,7 +160,7 @@ func (o serveOptions) check() error {
 	case o.pprof && o.metrics == "":
 		return usageError(errors.New("--pprof needs --metrics ADDR to serve on"))
 	}
-	return nil
+	return o.cluster.check()
 }
 
 // warnPermissions warns about a secret file that others can read or
@@ -196,7 +198,7 @@ func (o serveOptions) signupMode() (server.SignupMode, error) {
 }
 
 func runServe(ctx context.Context, o serveOptions, stderr io.Writer) error {
-	if err := o.check(); err != nil {
+	if err := (&o).check(); err != nil {
 		return err
 	}
 	mode, err := o.groupMode()
@@ -262,6 +264,15 @@ func runServe(ctx context.Context, o serveOptions, stderr io.Writer) error {
 	if generated {
 		log.Info("generated self-signed certificate", "cert", o.certFile, "key", o.keyFile, "fingerprint", certSrc.Fingerprint())
 	}
+	var cn *clusterNode
+	var clusterHooks server.Cluster
+	if o.cluster.enabled() {
+		if cn, err = startCluster(o.cluster, o.listen, log); err != nil {
+			return err
+		}
+		defer cn.stop()
+		clusterHooks = cn.node
+	}
 	srv, err := server.New(server.Config{
 		Users:            table,
 		Checker:          users.NewChecker(o.loginParallel),
@@ -279,10 +290,17 @@ func runServe(ctx context.Context, o serveOptions, stderr io.Writer) error {
 		MaxGroups:        o.maxGroups,
 		MaxMembers:       o.maxMembers,
 		Signup:           signup,
+		Cluster:          clusterHooks,
 		Logger:           log,
 	})
 	if err != nil {
 		return err
+	}
+	if cn != nil {
+		if err := cn.node.Attach(srv); err != nil {
+			return err
+		}
+		log.Info("cluster node", "cluster", o.cluster.name, "node", cn.node.Name(), "id", cn.node.ID())
 	}
 	ln, err := net.Listen("tcp", o.listen)
 	if err != nil {

@@ -209,3 +209,195 @@ func TestOneSessionAcrossNodes(t *testing.T) {
 	carol.Send("MSG alice carol still here?" + "\r\n")
 	second.Expect("RELAY alice carol still here? " + "\r\n")
 }
+
+// TestConcurrentLogins logs one user in on three nodes at once, 100
+// times: exactly one session survives each round, and the others are
+// told they logged in elsewhere.
+func TestConcurrentLogins(t *testing.T) {
+	a, b, c := startCluster(t)
+	nodes := []*node{a, b, c}
+	for round := range 100 {
+		conns := make([]*servertest.Conn, 3)
+		var wg sync.WaitGroup
+		for i, nd := range nodes {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				conns[i] = nd.s.DialConn(t)
+			}()
+		}
+		wg.Wait()
+		for _, cn := range conns {
+			go cn.Send("AUTH alice pw-a \r\n")
+		}
+		servertest.WaitFor(t, fmt.Sprintf("round %d: one alice", round), func() bool {
+			n := 0
+			for _, nd := range nodes {
+				if nd.s.Server.Local().Lookup([]byte("alice")) != nil {
+					n++
+				}
+			}
+			return n == 1
+		})
+		for i, cn := range conns {
+			if line := cn.Line(); line != "ACCEPT alice \r\n" {
+				t.Fatalf("round %d: login answered %q", round, line)
+			}
+			if nodes[i].s.Server.Local().Lookup([]byte("alice")) == nil {
+				cn.Expect("END <logged in elsewhere> \r\n")
+			}
+		}
+		for _, cn := range conns {
+			cn.Conn.Close()
+		}
+		waitOnline(t, "alice", false, a, b, c)
+	}
+}
+
+// loginV2 logs in to nd as user, speaking protocol version 2.
+func loginV2(t *testing.T, nd *node, user, pw string) *servertest.Conn {
+	t.Helper()
+	c := nd.s.DialConn(t)
+	c.Send("HELLO 2 \r\nAUTH " + user + " " + pw + " \r\n")
+	if l := c.Line(); !strings.HasPrefix(l, "HELLO 2 ") {
+		t.Fatalf("HELLO answered %q", l)
+	}
+	c.Expect("ACCEPT " + user + " \r\n")
+	return c
+}
+
+func TestPresenceAcrossNodes(t *testing.T) {
+	a, b, c := startCluster(t)
+	alice := loginV2(t, a, "alice", "pw-a")
+	alice.Send("WATCH bob carol\r\n")
+	alice.Expect("PRESENCE off bob carol \r\n")
+	bob := b.s.Login(t, "bob", "pw-b")
+	alice.Expect("PRESENCE on bob \r\n")
+	carol := c.s.Login(t, "carol", "pw-c")
+	alice.Expect("PRESENCE on carol \r\n")
+	waitOnline(t, "carol", true, a)
+	alice.Send("WHO *\r\n")
+	alice.Expect("WHO * 3 alice bob carol \r\n")
+	alice.Send("WHO bob\r\n")
+	alice.Expect("WHO bob 1 bob \r\n")
+	bob.Send("END\r\n")
+	alice.Expect("PRESENCE off bob \r\n")
+	_ = carol
+}
+
+func TestGroupsAcrossNodes(t *testing.T) {
+	a, b, c := startCluster(t)
+	alice := loginV2(t, a, "alice", "pw-a")
+	bob := loginV2(t, b, "bob", "pw-b")
+	carol := loginV2(t, c, "carol", "pw-c")
+	alice.Send("JOIN #team\r\n")
+	alice.Expect("JOIN #team alice \r\n")
+	alice.Expect("WHO #team 1 alice \r\n")
+	servertest.WaitFor(t, "#team on b", func() bool { return b.s.Server.Groups()["#team"] == 1 })
+	bob.Send("JOIN #team\r\n")
+	bob.Expect("JOIN #team bob \r\n")
+	bob.Expect("WHO #team 2 alice bob \r\n")
+	alice.Expect("JOIN #team bob \r\n")
+	servertest.WaitFor(t, "#team of 2 on c", func() bool { return c.s.Server.Groups()["#team"] == 2 })
+	carol.Send("JOIN #team\r\n")
+	carol.Expect("JOIN #team carol \r\n")
+	carol.Expect("WHO #team 3 alice bob carol \r\n")
+	alice.Expect("JOIN #team carol \r\n")
+	bob.Expect("JOIN #team carol \r\n")
+
+	// Messages of one sender stay in order on every node.
+	for i := range 200 {
+		alice.Send(fmt.Sprintf("MSG #team alice g%d\r\n", i))
+	}
+	for i := range 200 {
+		bob.Expect(fmt.Sprintf("RELAY #team alice g%d \r\n", i))
+		carol.Expect(fmt.Sprintf("RELAY #team alice g%d \r\n", i))
+	}
+	carol.Send("MSG #team carol from c\r\n")
+	alice.Expect("RELAY #team carol from c \r\n")
+	bob.Expect("RELAY #team carol from c \r\n")
+
+	bob.Send("PART #team\r\n")
+	bob.Expect("PART #team bob \r\n")
+	alice.Expect("PART #team bob \r\n")
+	carol.Expect("PART #team bob \r\n")
+	// A member whose session ends is gone from the group everywhere.
+	carol.Send("END\r\n")
+	alice.Expect("PART #team carol \r\n")
+	alice.Send("WHO #team\r\n")
+	alice.Expect("WHO #team 1 alice \r\n")
+}
+
+// TestNodeKilled kills a node: its users are offline on the others
+// within the peer timeout, and messages to them are answered CNT.
+func TestNodeKilled(t *testing.T) {
+	a, b, c := startCluster(t)
+	alice := loginV2(t, a, "alice", "pw-a")
+	bob := loginV2(t, b, "bob", "pw-b")
+	waitOnline(t, "bob", true, a)
+	alice.Send("WATCH bob\r\n")
+	alice.Expect("PRESENCE on bob \r\n")
+	alice.Send("JOIN #team\r\n")
+	alice.Line()
+	alice.Line()
+	servertest.WaitFor(t, "#team on b", func() bool { return b.s.Server.Groups()["#team"] == 1 })
+	bob.Send("JOIN #team\r\n")
+	alice.Expect("JOIN #team bob \r\n")
+	started := time.Now()
+	b.kill()
+	// The PART is told at once, the presence change at the next round.
+	got := map[string]bool{alice.Line(): true, alice.Line(): true}
+	if !got["PRESENCE off bob \r\n"] || !got["PART #team bob \r\n"] {
+		t.Errorf("after the kill alice got %v", got)
+	}
+	if d := time.Since(started); d > 5*testPeerTimeout {
+		t.Errorf("bob went offline %v after the kill", d)
+	}
+	waitOnline(t, "bob", false, a, c)
+	alice.Send("MSG bob alice are you there\r\n")
+	alice.Expect("CNT bob <user not online> \r\n")
+	waitPeers(t, 1, a, c)
+}
+
+// TestSlowReceiverOnOtherNode floods a receiver that does not read: it
+// is closed as too slow on its node, and the sender goes on, its other
+// messages delivered.
+func TestSlowReceiverOnOtherNode(t *testing.T) {
+	small := nodeOpts{server: []servertest.Option{func(c *server.Config) { c.MaxQueue = server.MinMaxQueue }}}
+	a := startNode(t, "a", small)
+	b := startNode(t, "b", small, a.route())
+	waitPeers(t, 1, a, b)
+	alice := a.s.Login(t, "alice", "pw-a")
+	bob := b.s.Login(t, "bob", "pw-b") // never reads
+	carol := b.s.Login(t, "carol", "pw-c")
+	waitOnline(t, "bob", true, a)
+	waitOnline(t, "carol", true, a)
+	text := strings.Repeat("x", 1000)
+	for range 2000 {
+		alice.Send("MSG bob alice " + text + "\r\n")
+	}
+	servertest.WaitFor(t, "bob closed as too slow", func() bool {
+		return b.s.Server.Stats().CloseCount("too_slow") == 1
+	})
+	alice.Send("MSG carol alice after the flood\r\n")
+	carol.Expect("RELAY carol alice after the flood \r\n")
+	_ = bob
+}
+
+// TestWrongSecretCannotJoin starts a node with another secret: its
+// routes are refused, and it never becomes part of the cluster.
+func TestWrongSecretCannotJoin(t *testing.T) {
+	a := startNode(t, "a", nodeOpts{})
+	b := startNode(t, "b", nodeOpts{}, a.route())
+	waitPeers(t, 1, a, b)
+	x := startNode(t, "x", nodeOpts{secret: []byte(strings.Repeat("other-", 8))}, a.route())
+	x.s.Login(t, "dave", "pw-d")
+	time.Sleep(4 * testPeerTimeout)
+	if got := len(x.n.Peers()); got != 0 {
+		t.Errorf("a node with the wrong secret knows %d nodes", got)
+	}
+	if got := len(a.n.Peers()); got != 1 {
+		t.Errorf("a knows %d nodes, want 1", got)
+	}
+	waitOnline(t, "dave", false, a, b)
+}

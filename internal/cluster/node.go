@@ -31,6 +31,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/messager/messager/internal/server"
+	"github.com/messager/messager/internal/users"
 )
 
 // Defaults of Config.
@@ -100,6 +101,7 @@ type Node struct {
 	askAnswer func(req []byte) []byte
 
 	usersDigest atomic.Pointer[string]
+	digestOf    *users.Table // the table usersDigest is of; the beat's own
 	stop        chan struct{}
 	wg          sync.WaitGroup
 	closed      atomic.Bool
@@ -178,7 +180,6 @@ func (n *Node) Attach(srv *server.Server) error {
 	n.srv = srv
 	n.local = srv.Local()
 	n.in = srv.NewInbound()
-	n.SetUsersDigest(srv.Users().Digest())
 	sub, err := n.nc.Subscribe(n.inbox(n.id), n.receive)
 	if err != nil {
 		return fmt.Errorf("cluster: subscribe: %w", err)
@@ -230,8 +231,14 @@ func (n *Node) loop() {
 	}
 }
 
-// beat announces this node: "<id> <users digest> <node name>".
+// beat announces this node: "<id> <users digest> <node name>". The
+// digest is made again only when the server's table has changed (a
+// reload), not at every beat.
 func (n *Node) beat() {
+	if t := n.srv.Users(); t != n.digestOf {
+		n.digestOf = t
+		n.SetUsersDigest(t.Digest())
+	}
 	msg := n.id + " " + *n.usersDigest.Load() + " " + n.cfg.NodeName
 	if err := n.nc.Publish(n.prefix+".hb", []byte(msg)); err != nil && !n.closed.Load() {
 		n.log.Warn("cluster heartbeat failed", "err", err)

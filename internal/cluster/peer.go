@@ -3,6 +3,7 @@ package cluster
 import (
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/nats-io/nats.go"
 )
@@ -162,7 +163,9 @@ func (l *link) run() {
 			spare = nil // a burst's buffer is not kept for good
 		}
 		if closed {
-			_ = l.nc.Flush()
+			// What is left goes out if the NATS server is there; a dead
+			// one does not hold up the shutdown.
+			_ = l.nc.FlushTimeout(time.Second)
 			return
 		}
 	}

@@ -245,6 +245,14 @@ func (p *presence) flush() {
 			n.off = append(n.off, name)
 		}
 	}
+	// What WATCH answers told within the round is not told again.
+	var given map[watchAnswer]bool
+	if len(answered) > 0 {
+		given = make(map[watchAnswer]bool, len(answered))
+		for _, a := range answered {
+			given[a] = true
+		}
+	}
 	for name := range changed {
 		online := p.srv.online([]byte(name))
 		if online == p.told[name] {
@@ -259,7 +267,9 @@ func (p *presence) flush() {
 		sh.mu.Lock()
 		if w := sh.byName[name]; w != nil {
 			for s := range w.sessions {
-				add(s, w.name, online)
+				if !given[watchAnswer{s, w.name, online}] {
+					add(s, w.name, online)
+				}
 			}
 		}
 		sh.mu.Unlock()
