@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -124,13 +125,23 @@ protocol version, bytes queued to it, and the groups it is in. With
 					}
 					return nil
 				}
-				rows := [][]string{{"USER", "REMOTE", "SINCE", "VERSION", "QUEUED", "GROUPS"}}
+				// A cluster's sessions say which node they are on.
+				clustered := slices.ContainsFunc(list, func(s admin.Session) bool { return s.Node != "" })
+				header := []string{"USER", "REMOTE", "SINCE", "VERSION", "QUEUED", "GROUPS"}
+				if clustered {
+					header = append(header, "NODE")
+				}
+				rows := [][]string{header}
 				for _, s := range list {
 					groups := "-"
 					if len(s.Groups) > 0 {
 						groups = strings.Join(s.Groups, ",")
 					}
-					rows = append(rows, []string{s.User, s.Remote, formatTime(s.Since), strconv.Itoa(s.Version), strconv.Itoa(s.QueuedBytes), groups})
+					row := []string{s.User, s.Remote, formatTime(s.Since), strconv.Itoa(s.Version), strconv.Itoa(s.QueuedBytes), groups}
+					if clustered {
+						row = append(row, s.Node)
+					}
+					rows = append(rows, row)
 				}
 				return printTable(cmd.OutOrStdout(), rows)
 			})

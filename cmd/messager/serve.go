@@ -327,6 +327,9 @@ func runServe(ctx context.Context, o serveOptions, stderr io.Writer) error {
 		return err
 	}
 	srv.SetAccounts(op)
+	if cn != nil {
+		op.SetPeers(cn.node)
+	}
 	if signup == server.SignupOpen {
 		log.Warn("sign-up is open: anyone who can reach the server can make an account (limited to a few an hour per address)")
 	}

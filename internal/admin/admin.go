@@ -84,6 +84,9 @@ type Session struct {
 	QueuedBytes int `json:"queued_bytes"`
 	// Groups are the groups the session is in, sorted.
 	Groups []string `json:"groups"`
+	// Node is the cluster node the session is on ("" on a server that
+	// is not part of a cluster).
+	Node string `json:"node,omitempty"`
 }
 
 // Ban is a user or an address barred from logging in.

@@ -51,10 +51,9 @@ type node struct {
 }
 
 type nodeOpts struct {
-	secret      []byte
-	noAdvertise bool
-	users       servertest.Users
-	server      []servertest.Option
+	secret []byte
+	users  servertest.Users
+	server []servertest.Option
 }
 
 // startNode starts a node whose routes go to routes.
@@ -76,7 +75,7 @@ func startNode(t *testing.T, name string, o nodeOpts, routes ...string) *node {
 	}
 	e, err := cluster.StartEmbedded(cluster.EmbedConfig{
 		Cluster: "test", NodeName: name, Listen: "127.0.0.1:0", Routes: rs,
-		Secret: o.secret, NoAdvertise: o.noAdvertise, Logger: testLogger(t),
+		Secret: o.secret, Logger: testLogger(t),
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -30,10 +30,6 @@ type EmbedConfig struct {
 	Routes []*url.URL
 	// Secret is the cluster secret the routes' TLS is made from.
 	Secret []byte
-	// NoAdvertise keeps this node's route address out of the gossip:
-	// other nodes then route to it only as configured (behind NAT, or a
-	// proxy).
-	NoAdvertise bool
 	// Logger receives the NATS server's warnings and errors.
 	Logger *slog.Logger
 }
@@ -120,7 +116,6 @@ func StartEmbedded(cfg EmbedConfig) (*Embedded, error) {
 			// of routes would add connections and not help order.
 			PoolSize:     -1,
 			PingInterval: 2 * time.Second,
-			NoAdvertise:  cfg.NoAdvertise,
 			MaxPingsOut:  2,
 		},
 		Routes: cfg.Routes,

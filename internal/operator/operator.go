@@ -12,7 +12,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"sort"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -44,6 +46,7 @@ type Operator struct {
 	cfg     Config
 	bans    atomic.Pointer[bans.Table]
 	invites *invites.Store
+	peers   Peers // the other nodes of a cluster, if any; set once at start
 }
 
 // New loads the ban file and the invites and applies the bans to srv.
@@ -138,6 +141,18 @@ var _ admin.Controller = (*Operator)(nil)
 
 // Sessions lists the sessions online.
 func (o *Operator) Sessions(user string) []admin.Session {
+	out := o.localSessions(user)
+	for _, a := range o.askPeers(peerRequest{Op: "sessions", User: user}) {
+		out = append(out, a.Sessions...)
+	}
+	if o.peers != nil {
+		slices.SortFunc(out, func(a, b admin.Session) int { return strings.Compare(a.User, b.User) })
+	}
+	return out
+}
+
+// localSessions describes the sessions on this node.
+func (o *Operator) localSessions(user string) []admin.Session {
 	infos := o.srv.SessionInfos(user)
 	out := make([]admin.Session, len(infos))
 	for i, s := range infos {
@@ -145,16 +160,42 @@ func (o *Operator) Sessions(user string) []admin.Session {
 		if out[i].Groups == nil {
 			out[i].Groups = []string{}
 		}
+		if o.peers != nil {
+			out[i].Node = o.peers.Name()
+		}
 	}
 	return out
 }
 
 // Kick ends user's session.
-func (o *Operator) Kick(user, _ string) (bool, error) { return o.srv.Kick(user), nil }
+func (o *Operator) Kick(user, _ string) (bool, error) {
+	if o.srv.Kick(user) {
+		return true, nil
+	}
+	for _, a := range o.askPeers(peerRequest{Op: "kick", User: user}) {
+		if a.Done {
+			return true, nil
+		}
+	}
+	return false, nil
+}
 
 // Ban bans target (a user, or an address or prefix) for d (0: for good),
 // writing it to the ban file, and ends the sessions it bans.
 func (o *Operator) Ban(target string, d time.Duration, reason string) (admin.Ban, error) {
+	res, err := o.localBan(target, d, reason)
+	if err != nil {
+		return res, err
+	}
+	// Every node writes the ban to its own file too, so the files stay
+	// the same, and ends the sessions it refuses.
+	for _, a := range o.askPeers(peerRequest{Op: "ban", Target: target, Seconds: d.Seconds(), Reason: reason}) {
+		res.Sessions += a.Count
+	}
+	return res, nil
+}
+
+func (o *Operator) localBan(target string, d time.Duration, reason string) (admin.Ban, error) {
 	b, err := bans.ParseTarget(target)
 	if err != nil {
 		return admin.Ban{}, err
@@ -178,6 +219,17 @@ func (o *Operator) Ban(target string, d time.Duration, reason string) (admin.Ban
 
 // Unban lifts the ban of target.
 func (o *Operator) Unban(target string) (bool, error) {
+	ok, err := o.localUnban(target)
+	if err != nil {
+		return ok, err
+	}
+	for _, a := range o.askPeers(peerRequest{Op: "unban", Target: target}) {
+		ok = ok || a.Done
+	}
+	return ok, nil
+}
+
+func (o *Operator) localUnban(target string) (bool, error) {
 	b, err := bans.ParseTarget(target)
 	if err != nil {
 		return false, err
@@ -205,7 +257,16 @@ func toAdminBan(b bans.Ban) admin.Ban {
 }
 
 // Notice sends the operator's text.
-func (o *Operator) Notice(to, text string) (int, error) { return o.srv.Notice(to, text) }
+func (o *Operator) Notice(to, text string) (int, error) {
+	n, err := o.srv.Notice(to, text)
+	if err != nil {
+		return n, err
+	}
+	for _, a := range o.askPeers(peerRequest{Op: "notice", To: to, Text: text}) {
+		n += a.Count
+	}
+	return n, nil
+}
 
 // Invite makes an invite; the token is shown once, only its hash kept.
 func (o *Operator) Invite(uses int, ttl time.Duration) (string, admin.Invite, error) {
