@@ -3,9 +3,14 @@ package web
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
+	"errors"
+	"io"
 	"net"
 	"os"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -17,238 +22,294 @@ import (
 // frame is one protocol line without its line end, both ways.
 const Subprotocol = "messager.v2"
 
-// maxFrame bounds a frame the server reads. A frame longer than a line
-// may be is still read whole, so that the session can answer it with
-// END * <line too long>; one longer than this closes the WebSocket at
-// once (close status 1009), as the frame is not kept in memory.
+// maxFrame bounds a message the server reads. A message longer than a
+// line may be is still read whole, so that the session can answer it
+// with END * <line too long>; one longer than this closes the WebSocket
+// at once (close status 1009), as the message is not kept in memory.
 const maxFrame = 64 << 10
 
-// transport is a WebSocket as a line transport (server.Transport). A
-// goroutine reads frames and turns each into a line for the session's
-// line reader; Write sends each line of a batch as its own frame, all of
-// them in one write to the socket. Reads have deadlines of their own, so
-// a session closed by someone else stops reading at once, without the
-// WebSocket being torn down before its END is written.
+// keepSpill is the largest spill buffer a transport keeps between
+// messages: room for any line a client may send. A longer message (an
+// over-long line, which ends the session) does not stay in memory.
+const keepSpill = 2 * protocol.MaxLine
+
+// writeChunk is about how many bytes of frames one write to the socket
+// carries: a batch larger than this (the queue of a busy receiver holds
+// up to a megabyte) leaves in several writes, so the frame buffers stay
+// small enough to be pooled.
+const writeChunk = 64 << 10
+
+// transport is a WebSocket as a line transport (server.Transport).
+//
+// Read runs on the goroutine that reads the session (no goroutine of its
+// own) and hands it, in one call, every message that is already whole in
+// memory, each as a line: it waits for the network only for the first.
+// So one read of the socket is one batch for the session, as over TLS,
+// and the session wakes each receiver's writer once per batch rather
+// than once per line.
+//
+// Write frames a batch's lines itself, one text frame each, into one
+// buffer, and writes it to the socket in one call: a server's frames are
+// not masked, so a frame is a short header and the line.
+//
+// Deadlines are the socket's own: the library sees no context with a
+// deadline, which would close the WebSocket when it passes (a session
+// closed by someone else stops reading at once, but must still write
+// its END).
 type transport struct {
-	c      *websocket.Conn
-	cork   *corkConn
-	remote net.Addr
+	ws     *websocket.Conn
+	sock   *webConn
+	closed atomic.Bool
 
-	lines   chan []byte   // frames as lines, from the frame reader
-	readErr error         // why the frame reader stopped; set before lines is closed
-	closed  chan struct{} // closed by Close
-	once    sync.Once
-
-	rest []byte // what is left of the current line; only Read touches it
-	rdl  deadline
-
-	wmu sync.Mutex // guards wdl and serialises Write
-	wdl time.Time
+	// The read side, owned by the reading goroutine.
+	taken uint64 // data messages taken from the library
+	rest  []byte // what of the last message Read has not returned yet
+	spill []byte // holds a message that did not fit in Read's buffer
+	err   error  // why reading stopped, returned after the lines before it
 }
 
-func newTransport(c *websocket.Conn, cork *corkConn, remote net.Addr) *transport {
-	t := &transport{c: c, cork: cork, remote: remote, lines: make(chan []byte, 16), closed: make(chan struct{}), rdl: newDeadline()}
-	c.SetReadLimit(maxFrame)
-	go t.readFrames()
-	return t
+func newTransport(ws *websocket.Conn, sock *webConn) *transport {
+	ws.SetReadLimit(maxFrame)
+	return &transport{ws: ws, sock: sock}
 }
 
-// badLine stands for a frame that is not a line (binary, or holding a
+// badLine stands for a message that is not a line (binary, or holding a
 // line end): a control character, which the session answers with
 // END * <incorrect protocol>.
 var badLine = []byte{0, '\n'}
 
-func (t *transport) readFrames() {
-	defer close(t.lines)
-	for {
-		typ, data, err := t.c.Read(context.Background())
-		if err != nil {
-			t.readErr = err
-			return
-		}
-		line := badLine
-		if typ == websocket.MessageText && !bytes.ContainsAny(data, "\r\n") {
-			line = append(data, '\n')
-		}
-		select {
-		case t.lines <- line:
-		case <-t.closed:
-			t.readErr = net.ErrClosed
-			return
-		}
-	}
-}
+// lineEnd ends a line whose message filled Read's buffer exactly.
+var lineEnd = []byte{'\n'}
 
-// Read returns the bytes of the next lines.
+// Read returns the next lines: one message's at least, waiting for it,
+// then those of every message already whole in memory, as long as they
+// fit.
 func (t *transport) Read(p []byte) (int, error) {
-	if len(t.rest) == 0 {
-		select {
-		case line, ok := <-t.lines:
-			if !ok {
-				return 0, t.readErr
-			}
-			t.rest = line
-		case <-t.rdl.wait():
-			return 0, os.ErrDeadlineExceeded
-		case <-t.closed:
-			return 0, net.ErrClosed
-		}
+	if t.closed.Load() {
+		return 0, net.ErrClosed
 	}
-	n := copy(p, t.rest)
-	t.rest = t.rest[n:]
+	n := 0
+	for n < len(p) {
+		if len(t.rest) > 0 {
+			k := copy(p[n:], t.rest)
+			t.rest = t.rest[k:]
+			n += k
+			continue
+		}
+		if t.err != nil || n > 0 && !t.sock.frames.holds(t.taken) {
+			break
+		}
+		n += t.readMessage(p[n:])
+	}
+	if n == 0 && t.err != nil {
+		return 0, t.err
+	}
 	return n, nil
 }
 
+// readMessage reads the next message whole and makes it a line: in dst
+// (not empty) if it fits there with its line end, else in the spill
+// buffer, left in rest. It returns how many bytes of dst it filled. A
+// message is checked whole before any of it is handed on: a frame that
+// holds a line end must not pass its first line.
+func (t *transport) readMessage(dst []byte) int {
+	typ, r, err := t.ws.Reader(context.Background())
+	if err != nil {
+		t.err = t.readError(err)
+		return 0
+	}
+	t.taken++
+	buf, spilled := dst[:0:len(dst)], false
+	for {
+		if len(buf) == cap(buf) {
+			if !spilled {
+				buf, spilled = append(t.spill[:0], buf...), true
+			}
+			buf = slices.Grow(buf, max(512, len(buf)))
+		}
+		k, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+k]
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.err = t.readError(err)
+			return 0
+		}
+	}
+	if spilled {
+		t.spill = buf[:0]
+		if cap(buf) > keepSpill {
+			t.spill = nil
+		}
+	}
+	switch {
+	case typ != websocket.MessageText || holdsLineEnd(buf):
+		t.rest = badLine
+		return 0
+	case spilled:
+		t.rest = append(buf, '\n')
+		return 0
+	case len(buf) < len(dst):
+		dst[len(buf)] = '\n'
+		return len(buf) + 1
+	default:
+		t.rest = lineEnd
+		return len(buf)
+	}
+}
+
+// holdsLineEnd reports whether b holds a "\r" or a "\n". Two scans for
+// one byte each cost less than bytes.ContainsAny, which builds a set for
+// every call.
+func holdsLineEnd(b []byte) bool {
+	return bytes.IndexByte(b, '\n') >= 0 || bytes.IndexByte(b, '\r') >= 0
+}
+
+// readError is what Read reports for an error of the library's.
+func (t *transport) readError(err error) error {
+	switch {
+	case t.closed.Load():
+		return net.ErrClosed
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return os.ErrDeadlineExceeded
+	}
+	return err
+}
+
+// frameBuffers hold the frames of a batch while it is written.
+var frameBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b }}
+
 // Write sends each line of p (lines end in "\r\n", after a space in the
-// seed shape) as a text frame without its line end, in one write to the
-// socket.
+// seed shape) as a text frame without its line end, all of them in one
+// write to the socket (several for a batch over writeChunk). It returns
+// how much of p went out in writes that succeeded.
 func (t *transport) Write(p []byte) (int, error) {
-	t.wmu.Lock()
-	defer t.wmu.Unlock()
-	ctx := context.Background()
-	if !t.wdl.IsZero() {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithDeadline(ctx, t.wdl)
-		defer cancel()
+	if t.closed.Load() {
+		return 0, net.ErrClosed
 	}
-	t.cork.cork()
-	var err error
+	bp := frameBuffers.Get().(*[]byte)
+	defer frameBuffers.Put(bp)
 	n := 0
-	for rest := p; len(rest) > 0 && err == nil; {
-		i := bytes.IndexByte(rest, '\n')
-		var line []byte
-		if i < 0 {
-			line, rest = rest, nil
-		} else {
-			line, rest = rest[:i+1], rest[i+1:]
+	for n < len(p) {
+		b, end := (*bp)[:0], n
+		for end < len(p) && len(b) < writeChunk {
+			line := p[end:]
+			if i := bytes.IndexByte(line, '\n'); i >= 0 {
+				line = line[:i+1]
+			}
+			end += len(line)
+			b = appendTextFrame(b, protocol.TrimLine(line))
 		}
-		err = t.c.Write(ctx, websocket.MessageText, protocol.TrimLine(line))
-		if err == nil {
-			n += len(line)
+		*bp = b
+		if err := t.sock.writeFrames(b); err != nil {
+			return n, err
 		}
+		n = end
 	}
-	if ferr := t.cork.uncork(); err == nil {
-		err = ferr
-	}
-	return n, err
+	return n, nil
 }
 
-func (t *transport) SetReadDeadline(d time.Time) error {
-	t.rdl.set(d)
-	return nil
+// appendTextFrame appends a final, unmasked text frame holding payload:
+// the header (RFC 6455, section 5.2) is FIN and the opcode, then the
+// length in 7 bits, or 126 and 16 bits, or 127 and 64 bits.
+func appendTextFrame(b, payload []byte) []byte {
+	const finText = 0x80 | 0x1
+	switch n := len(payload); {
+	case n < 126:
+		b = append(b, finText, byte(n))
+	case n <= 0xffff:
+		b = append(b, finText, 126, byte(n>>8), byte(n))
+	default:
+		b = append(b, finText, 127)
+		b = binary.BigEndian.AppendUint64(b, uint64(n))
+	}
+	return append(b, payload...)
 }
 
-func (t *transport) SetWriteDeadline(d time.Time) error {
-	t.wmu.Lock()
-	t.wdl = d
-	t.wmu.Unlock()
-	return nil
-}
+func (t *transport) SetReadDeadline(d time.Time) error { return t.sock.Conn.SetReadDeadline(d) }
+
+func (t *transport) SetWriteDeadline(d time.Time) error { return t.sock.Conn.SetWriteDeadline(d) }
 
 // Close ends the WebSocket at once, without a closing handshake: the
 // session has written its END already, if it had one.
 func (t *transport) Close() error {
-	t.once.Do(func() {
-		close(t.closed)
-		_ = t.c.CloseNow()
-	})
+	if t.closed.CompareAndSwap(false, true) {
+		_ = t.ws.CloseNow()
+	}
 	return nil
 }
 
-func (t *transport) RemoteAddr() net.Addr { return t.remote }
+func (t *transport) RemoteAddr() net.Addr { return t.sock.RemoteAddr() }
 
-// deadline is a settable read deadline: a channel closed once it passes.
-type deadline struct {
-	mu    sync.Mutex
-	timer *time.Timer
-	ch    chan struct{}
+// frameCounter follows the frames in the bytes the library reads from the
+// socket and counts the data messages whose last byte has been read. A
+// message counted and not yet taken from the library is whole in its
+// buffer: taking it does not wait for the network. Client frames are
+// masked, so a header is 6, 8 or 14 bytes.
+type frameCounter struct {
+	head     [14]byte // the header being read
+	headLen  int      // how much of it
+	payload  uint64   // payload bytes of the current frame still to come
+	endsData bool     // the current frame is the last of a data message
+	whole    uint64   // data messages read whole
 }
 
-func newDeadline() deadline { return deadline{ch: make(chan struct{})} }
+// holds reports whether a data message after the first taken ones is
+// whole in memory.
+func (f *frameCounter) holds(taken uint64) bool { return f.whole > taken }
 
-func (d *deadline) set(t time.Time) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.timer != nil && !d.timer.Stop() {
-		<-d.ch // the old timer fired: wait for it to close ch
-	}
-	d.timer = nil
-	closed := isClosed(d.ch)
-	if t.IsZero() {
-		if closed {
-			d.ch = make(chan struct{})
+func (f *frameCounter) feed(p []byte) {
+	for len(p) > 0 {
+		if f.payload > 0 {
+			k := min(f.payload, uint64(len(p)))
+			f.payload -= k
+			p = p[k:]
+			if f.payload == 0 && f.endsData {
+				f.whole++
+			}
+			continue
 		}
-		return
-	}
-	if dur := time.Until(t); dur > 0 {
-		if closed {
-			d.ch = make(chan struct{})
+		f.head[f.headLen] = p[0]
+		f.headLen++
+		p = p[1:]
+		if f.headLen >= 2 && f.headLen == headerLen(f.head[1]) {
+			f.startFrame()
 		}
-		ch := d.ch
-		d.timer = time.AfterFunc(dur, func() { close(ch) })
-		return
-	}
-	if !closed {
-		close(d.ch)
 	}
 }
 
-func (d *deadline) wait() <-chan struct{} {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.ch
+// headerLen is the length of a frame header from its second byte: two
+// bytes, the extended length, the mask key.
+func headerLen(b1 byte) int {
+	n := 2
+	switch b1 & 0x7f {
+	case 126:
+		n += 2
+	case 127:
+		n += 8
+	}
+	if b1&0x80 != 0 {
+		n += 4
+	}
+	return n
 }
 
-func isClosed(ch chan struct{}) bool {
-	select {
-	case <-ch:
-		return true
+// startFrame takes a header read whole.
+func (f *frameCounter) startFrame() {
+	h := f.head[:f.headLen]
+	f.headLen = 0
+	// A final continuation, text or binary frame ends a data message.
+	f.endsData = h[0]&0x80 != 0 && h[0]&0x0f <= 2
+	switch n := h[1] & 0x7f; n {
+	case 126:
+		f.payload = uint64(binary.BigEndian.Uint16(h[2:]))
+	case 127:
+		f.payload = binary.BigEndian.Uint64(h[2:])
 	default:
-		return false
+		f.payload = uint64(n)
 	}
-}
-
-// corkConn is the socket under a WebSocket: while corked it gathers what
-// is written, so a batch of frames leaves in one write (one TLS record
-// and one system call rather than one per line). Writes to the socket
-// are serialised by its lock, so a control frame written by the frame
-// reader (a pong) never lands inside a batch's bytes.
-type corkConn struct {
-	net.Conn
-	mu     sync.Mutex // guards corked and buf, and is held across writes to Conn
-	corked bool
-	buf    []byte
-}
-
-func (c *corkConn) Write(p []byte) (int, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.corked {
-		c.buf = append(c.buf, p...)
-		return len(p), nil
+	if f.payload == 0 && f.endsData {
+		f.whole++
 	}
-	return c.Conn.Write(p)
-}
-
-func (c *corkConn) cork() {
-	c.mu.Lock()
-	c.corked = true
-	c.mu.Unlock()
-}
-
-// uncork writes what was gathered.
-func (c *corkConn) uncork() error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.corked = false
-	if len(c.buf) == 0 {
-		return nil
-	}
-	_, err := c.Conn.Write(c.buf)
-	if cap(c.buf) > 64<<10 {
-		c.buf = nil // a burst's buffer is not kept
-	} else {
-		c.buf = c.buf[:0]
-	}
-	return err
 }

@@ -8,6 +8,7 @@
 package web
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"embed"
@@ -102,30 +103,105 @@ func (w *Server) Close() {
 // counts with the server's caps on connections not logged in) until it
 // closes or becomes a logged-in WebSocket session.
 func (w *Server) ServeConn(tc *tls.Conn, p *server.Pending, first []byte) {
-	c := &webConn{corkConn: corkConn{Conn: tc}, p: p, first: first}
+	c := &webConn{Conn: tc, p: p, first: first}
 	if !w.ln.push(c) {
 		p.Release()
 		tc.Close()
 	}
 }
 
-// webConn is an admitted connection served as HTTP.
+// webConn is an admitted connection served as HTTP, and then maybe the
+// socket under a WebSocket.
 type webConn struct {
-	corkConn
+	net.Conn // the TLS connection
 	p        *server.Pending
 	first    []byte      // read already by the listener; only the HTTP server reads
 	upgraded atomic.Bool // the WebSocket took the admission over
 	finished atomic.Bool // the admission was given back
+
+	// From the upgrade on, the frames in what is read; only the goroutine
+	// reading the WebSocket touches these.
+	counting bool
+	frames   frameCounter
+
+	// wmu serialises writes to Conn and guards what follows: a control
+	// frame the library writes (a pong) goes out before or after a batch
+	// of frames, never inside it.
+	wmu       sync.Mutex
+	framing   bool // upgraded: each write of the library's is one whole frame
+	closeSent bool // the library wrote a close frame: no data frame may follow
 }
 
-// Read returns the bytes the listener read first, then the connection's.
+// Read returns the bytes the listener read first, then the connection's,
+// following the frames in them once the connection is a WebSocket.
 func (c *webConn) Read(b []byte) (int, error) {
 	if len(c.first) > 0 {
 		n := copy(b, c.first)
 		c.first = c.first[n:]
 		return n, nil
 	}
-	return c.corkConn.Read(b)
+	n, err := c.Conn.Read(b)
+	if c.counting {
+		c.frames.feed(b[:n])
+	}
+	return n, err
+}
+
+// opClose is the opcode of a close frame.
+const opClose = 0x8
+
+// Write is how HTTP writes, and then the library. The library's writes
+// on a WebSocket are control frames (data frames are the transport's),
+// each whole in one call: it flushes every frame it writes, and a
+// control frame is shorter than its buffer.
+func (c *webConn) Write(b []byte) (int, error) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.framing && len(b) > 0 && b[0]&0x0f == opClose {
+		c.closeSent = true
+	}
+	return c.Conn.Write(b)
+}
+
+// writeFrames writes a batch of data frames, unless the library has
+// closed the WebSocket with a close frame.
+func (c *webConn) writeFrames(b []byte) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.closeSent {
+		return net.ErrClosed
+	}
+	_, err := c.Conn.Write(b)
+	return err
+}
+
+// startFraming is called when the library takes the connection over:
+// what HTTP read ahead of the upgrade's end (br holds it) is frames
+// already, and so is everything read from here on.
+func (c *webConn) startFraming(br *bufio.Reader) {
+	ahead, _ := br.Peek(br.Buffered())
+	c.frames.feed(ahead)
+	c.counting = true
+	c.wmu.Lock()
+	c.framing = true
+	c.wmu.Unlock()
+}
+
+// upgrader is the HTTP answer of a WebSocket upgrade. It passes the
+// library the connection when the library hijacks it, and starts
+// following the frames.
+type upgrader struct {
+	http.ResponseWriter
+	c *webConn
+}
+
+// Hijack implements http.Hijacker, which the library needs.
+func (u upgrader) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	conn, brw, err := http.NewResponseController(u.ResponseWriter).Hijack()
+	if err == nil {
+		u.c.startFraming(brw.Reader)
+	}
+	return conn, brw, err
 }
 
 // done gives the admission back when HTTP is done with the connection,
@@ -183,10 +259,7 @@ func (w *Server) ws(rw http.ResponseWriter, r *http.Request) {
 		http.Error(rw, "no connection", http.StatusInternalServerError)
 		return
 	}
-	ws, err := websocket.Accept(rw, r, &websocket.AcceptOptions{
-		Subprotocols:   []string{Subprotocol},
-		OriginPatterns: w.opts.Origins,
-	})
+	ws, err := upgrade(rw, r, c, w.opts.Origins)
 	if err != nil {
 		w.srv.LogLimited(slog.LevelInfo, "websocket refused", "websocket refused", "remote", r.RemoteAddr, "err", err)
 		return // Accept has answered
@@ -203,11 +276,20 @@ func (w *Server) ws(rw http.ResponseWriter, r *http.Request) {
 		_ = ws.Close(websocket.StatusPolicyViolation, "subprotocol "+Subprotocol+" required")
 		return
 	}
+	// The socket's deadline bounds the login; the session clears it
+	// through the transport, whose deadlines are the socket's.
 	c.p.Renew()
-	c.p.Serve(newTransport(ws, &c.corkConn, c.RemoteAddr()))
-	// The socket's own deadline bounded the login; from here the
-	// session's timeouts, kept by the transport, govern it.
-	_ = c.Conn.SetDeadline(time.Time{})
+	c.p.Serve(newTransport(ws, c))
+}
+
+// upgrade answers a WebSocket upgrade on c. The library checks the
+// Origin (the server's own host, or one of origins) and agrees to the
+// subprotocol if the client offers it.
+func upgrade(rw http.ResponseWriter, r *http.Request, c *webConn, origins []string) (*websocket.Conn, error) {
+	return websocket.Accept(upgrader{rw, c}, r, &websocket.AcceptOptions{
+		Subprotocols:   []string{Subprotocol},
+		OriginPatterns: origins,
+	})
 }
 
 // connListener hands connections to the HTTP server one at a time.
