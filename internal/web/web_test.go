@@ -3,6 +3,7 @@ package web_test
 import (
 	"context"
 	"crypto/tls"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/messager/messager/internal/server"
 	"github.com/messager/messager/internal/server/servertest"
 	"github.com/messager/messager/internal/web"
 )
@@ -223,4 +225,135 @@ func TestLineClientsUnaffected(t *testing.T) {
 	conn := servertest.NewConn(t, c)
 	conn.Send("AUTH alice pw-alice \r\n")
 	conn.Expect("ACCEPT alice \r\n")
+}
+
+// wsLogin opens the WebSocket and logs in as user.
+func wsLogin(t *testing.T, srv *servertest.Server, user, password string) *websocket.Conn {
+	t.Helper()
+	ws, _, err := wsDial(t, srv, origin(srv), web.Subprotocol)
+	if err != nil {
+		t.Fatal(err)
+	}
+	send(t, ws, "AUTH "+user+" "+password)
+	expect(t, ws, "ACCEPT "+user)
+	return ws
+}
+
+// TestWebSocketLongLines: lines around the frame header's length forms
+// and long ones go both ways, and a burst from a line session arrives
+// whole and in order.
+func TestWebSocketLongLines(t *testing.T) {
+	srv := servertest.Start(t, testUsers)
+	ws := wsLogin(t, srv, "alice", "pw-alice")
+	bob := srv.Login(t, "bob", "pw-bob")
+	// "RELAY alice bob " is 16 bytes: 109 bytes of text make a 125-byte
+	// payload, the longest with a 2-byte header.
+	for _, n := range []int{1, 108, 109, 110, 111, 3000} {
+		text := strings.Repeat("w", n)
+		send(t, ws, "MSG bob alice "+text)
+		bob.Expect("RELAY bob alice " + text + " \r\n")
+		bob.Send("MSG alice bob " + text + " \r\n")
+		expect(t, ws, "RELAY alice bob "+text)
+	}
+	var burst strings.Builder
+	for i := range 500 {
+		fmt.Fprintf(&burst, "MSG alice bob burst %d \r\n", i)
+	}
+	bob.Send(burst.String())
+	for i := range 500 {
+		expect(t, ws, fmt.Sprintf("RELAY alice bob burst %d", i))
+	}
+}
+
+// TestWebSocketPing: the server answers a ping between messages.
+func TestWebSocketPing(t *testing.T) {
+	srv := servertest.Start(t, testUsers)
+	ws := wsLogin(t, srv, "alice", "pw-alice")
+	bob := srv.Login(t, "bob", "pw-bob")
+	got := make(chan string, 16)
+	go func() {
+		defer close(got)
+		for {
+			_, b, err := ws.Read(context.Background())
+			if err != nil {
+				return
+			}
+			got <- string(b)
+		}
+	}()
+	bob.Send("MSG alice bob before \r\n")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := ws.Ping(ctx); err != nil {
+		t.Fatalf("ping: %v", err)
+	}
+	bob.Send("MSG alice bob after \r\n")
+	for _, want := range []string{"RELAY alice bob before", "RELAY alice bob after"} {
+		if l := <-got; l != want {
+			t.Fatalf("got %q, want %q", l, want)
+		}
+	}
+}
+
+// TestWebSocketLoginTimeout: a WebSocket that does not log in in time is
+// told so and closed.
+func TestWebSocketLoginTimeout(t *testing.T) {
+	srv := servertest.Start(t, testUsers, func(c *server.Config) { c.LoginTimeout = 300 * time.Millisecond })
+	ws, _, err := wsDial(t, srv, origin(srv), web.Subprotocol)
+	if err != nil {
+		t.Fatal(err)
+	}
+	expect(t, ws, "END <timeout>")
+	expectClosed(t, ws)
+}
+
+// TestWebSocketSlowReceiver: a WebSocket that stops reading is closed as
+// too slow once its queue is full; its sender is told it is gone, and
+// other sessions go on.
+func TestWebSocketSlowReceiver(t *testing.T) {
+	srv := servertest.Start(t, testUsers, func(c *server.Config) { c.MaxQueue = 64 << 10 })
+	wsLogin(t, srv, "alice", "pw-alice") // and never read again
+	bob := lineV2(t, srv, "bob", "pw-bob")
+	carol := srv.Login(t, "carol", "pw-carol")
+	batch := strings.Repeat("MSG alice bob "+strings.Repeat("f", 1000)+" \r\n", 100)
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			_ = bob.Conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
+			if _, err := io.WriteString(bob.Conn, batch); err != nil {
+				return
+			}
+		}
+	}()
+	for l := bob.Line(); l != "CNT alice <user not online> \r\n"; l = bob.Line() {
+		if l != "CHECK \r\n" {
+			t.Fatalf("got %q, want alice gone", servertest.Trunc(l))
+		}
+	}
+	carol.Send("MSG bob carol still here \r\n")
+	for l := bob.Line(); l != "RELAY bob carol still here \r\n"; l = bob.Line() {
+		if !strings.HasPrefix(l, "CNT alice ") && l != "CHECK \r\n" {
+			t.Fatalf("got %q, want carol's message", servertest.Trunc(l))
+		}
+	}
+}
+
+// TestWebSocketClientClose: a client's close frame ends its session.
+func TestWebSocketClientClose(t *testing.T) {
+	srv := servertest.Start(t, testUsers, fastPresence)
+	bob := lineV2(t, srv, "bob", "pw-bob")
+	bob.Send("WATCH alice \r\n")
+	bob.Expect("PRESENCE off alice \r\n")
+	ws := wsLogin(t, srv, "alice", "pw-alice")
+	bob.Expect("PRESENCE on alice \r\n")
+	if err := ws.Close(websocket.StatusNormalClosure, "bye"); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	bob.Expect("PRESENCE off alice \r\n")
 }
