@@ -99,12 +99,74 @@ func (t *transport) Read(p []byte) (int, error) {
 		if t.err != nil || n > 0 && !t.sock.frames.holds(t.taken) {
 			break
 		}
+		if k, ok := t.takeShort(p[n:], n == 0); ok {
+			n += k
+			continue
+		}
 		n += t.readMessage(p[n:])
 	}
 	if n == 0 && t.err != nil {
 		return 0, t.err
 	}
 	return n, nil
+}
+
+// takeShort takes the next message straight from the library's read
+// buffer when it is of the common kind: one final, masked text frame
+// whole in that buffer, that fits in dst with its line end. Anything else
+// (control frames, fragments, a frame not yet read whole, binary, reserved
+// bits, a frame that is not masked) is left to the library, which checks
+// and answers it; it is between messages here and keeps no state about
+// bytes it has not read, so a frame taken this way is one it never sees.
+// When wait is set and the buffer is empty, takeShort first waits for
+// bytes from the network through the buffer. It reports whether it took
+// a message, and how many bytes of dst it filled.
+func (t *transport) takeShort(dst []byte, wait bool) (int, bool) {
+	br := t.sock.br
+	if wait && br.Buffered() == 0 {
+		if _, err := br.Peek(1); err != nil {
+			t.err = t.readError(err)
+			return 0, true
+		}
+	}
+	b, _ := br.Peek(br.Buffered())
+	if len(b) < 2 || b[0] != 0x80|0x1 || b[1]&0x80 == 0 {
+		return 0, false
+	}
+	size, head := int(b[1]&0x7f), 6
+	switch {
+	case size == 126 && len(b) >= 4:
+		size, head = int(binary.BigEndian.Uint16(b[2:])), 8
+	case size >= 126:
+		return 0, false
+	}
+	if len(b) < head+size || size >= len(dst) {
+		return 0, false
+	}
+	unmask(dst, b[head:head+size], b[head-4:head])
+	_, _ = br.Discard(head + size)
+	t.taken++
+	if holdsLineEnd(dst[:size]) {
+		t.rest = badLine
+		return 0, true
+	}
+	dst[size] = '\n'
+	return size + 1, true
+}
+
+// unmask copies src into dst undoing the client's mask (RFC 6455, section
+// 5.3): each byte XOR the key's byte at its position modulo 4, eight at a
+// time.
+func unmask(dst, src, key []byte) {
+	k := uint64(binary.LittleEndian.Uint32(key))
+	k |= k << 32
+	i := 0
+	for ; i+8 <= len(src); i += 8 {
+		binary.LittleEndian.PutUint64(dst[i:], binary.LittleEndian.Uint64(src[i:])^k)
+	}
+	for ; i < len(src); i++ {
+		dst[i] = src[i] ^ key[i&3]
+	}
 }
 
 // readMessage reads the next message whole and makes it a line: in dst

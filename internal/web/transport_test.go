@@ -548,3 +548,68 @@ func BenchmarkRelayBatch(b *testing.B) {
 		round()
 	}
 }
+
+// TestUnmask: unmasking eight bytes at a time matches the RFC's byte by
+// byte definition at every length and alignment of the tail.
+func TestUnmask(t *testing.T) {
+	key := []byte{0x9a, 0x01, 0xfe, 0x42}
+	src := make([]byte, 70)
+	for i := range src {
+		src[i] = byte(i*37 + 11)
+	}
+	for n := range len(src) + 1 {
+		got := make([]byte, n)
+		unmask(got, src[:n], key)
+		for i := range n {
+			if want := src[i] ^ key[i%4]; got[i] != want {
+				t.Fatalf("length %d, byte %d: %#x, want %#x", n, i, got[i], want)
+			}
+		}
+	}
+}
+
+// FuzzRead: whatever the messages (lines, lines holding a line end, empty
+// ones, some in two fragments), wherever the stream is cut between two
+// writes and whatever the size of the reads, the lines come out whole and
+// in order, up to the first message that is not a line, which comes out
+// as the control character.
+func FuzzRead(f *testing.F) {
+	f.Add([]byte("MSG bob alice hi\xffMSG bob alice two\xff\xffWHO"), uint16(5), uint16(4096), uint8(2))
+	f.Add([]byte("a\xffb\nc\xffd"), uint16(1), uint16(3), uint8(1))
+	f.Add([]byte(strings.Repeat("x", 300)+"\xff"+strings.Repeat("y", 5000)), uint16(4000), uint16(100), uint8(0))
+	f.Fuzz(func(t *testing.T, data []byte, cut, size uint16, fragment uint8) {
+		if size == 0 {
+			size = 1
+		}
+		var stream []byte
+		var want strings.Builder
+		bad := false
+		for i, m := range bytes.Split(data, []byte{0xff}) {
+			if !bad {
+				if bytes.ContainsAny(m, "\r\n") {
+					want.WriteString("\x00\n")
+					bad = true
+				} else {
+					want.Write(m)
+					want.WriteByte('\n')
+				}
+			}
+			if fragment != 0 && i%int(fragment) == 0 && len(m) > 1 {
+				stream = clientFrame(stream, 0x01, string(m[:len(m)/2]))
+				stream = clientFrame(stream, 0x80, string(m[len(m)/2:]))
+			} else {
+				stream = clientFrame(stream, finText, string(m))
+			}
+		}
+		p := newPipeWS(t)
+		at := min(int(cut), len(stream))
+		go func() {
+			if _, err := p.raw.Write(stream[:at]); err == nil {
+				_, _ = p.raw.Write(stream[at:])
+			}
+		}()
+		if got := readAll(t, p.t, want.Len(), int(size)); got[:want.Len()] != want.String() {
+			t.Fatalf("got %q, want %q", got, want.String())
+		}
+	})
+}

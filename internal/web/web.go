@@ -119,10 +119,11 @@ type webConn struct {
 	upgraded atomic.Bool // the WebSocket took the admission over
 	finished atomic.Bool // the admission was given back
 
-	// From the upgrade on, the frames in what is read; only the goroutine
-	// reading the WebSocket touches these.
+	// From the upgrade on: the frames in what is read, and the library's
+	// read buffer. Only the goroutine reading the WebSocket touches these.
 	counting bool
 	frames   frameCounter
+	br       *bufio.Reader
 
 	// wmu serialises writes to Conn and guards what follows: a control
 	// frame the library writes (a pong) goes out before or after a batch
@@ -182,6 +183,7 @@ func (c *webConn) startFraming(br *bufio.Reader) {
 	ahead, _ := br.Peek(br.Buffered())
 	c.frames.feed(ahead)
 	c.counting = true
+	c.br = br
 	c.wmu.Lock()
 	c.framing = true
 	c.wmu.Unlock()
