@@ -48,4 +48,3 @@ func TestExternalNATS(t *testing.T) {
 	alice.Send("MSG bob alice over an existing NATS\r\n")
 	bob.Expect("RELAY bob alice over an existing NATS \r\n")
 }
-
