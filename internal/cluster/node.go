@@ -355,6 +355,7 @@ func (n *Node) forget(p *peer, why string) {
 		return
 	}
 	delete(n.peers, p.id)
+	p.gone.Store(true)
 	n.peersMu.Unlock()
 	p.mu.Lock()
 	name := p.name
@@ -453,6 +454,9 @@ func (n *Node) handle(p *peer, r *record) {
 		p.members[[2]string{string(r.a), string(r.b)}] = p.epoch
 		p.mu.Unlock()
 		n.srv.RemoteJoin(string(r.a), string(r.b), p.link)
+		if p.gone.Load() {
+			n.srv.RemotePart(string(r.a), string(r.b), p.link)
+		}
 	case recPart:
 		n.in.Flush()
 		m := [2]string{string(r.a), string(r.b)}
@@ -502,6 +506,11 @@ func (n *Node) claimed(p *peer, name string, stamp int64) {
 	n.claimsMu.Unlock()
 	if end != nil {
 		end.EndElsewhere()
+	}
+	if p.gone.Load() {
+		// Forgotten while this record was handled: its sweep may have
+		// run before the entry was made.
+		n.dir.remove(name, p, 0)
 	}
 	if added {
 		n.srv.RemoteChanged(name)

@@ -16,6 +16,9 @@ type peer struct {
 	// fresh is set for a node met through its own request for our state,
 	// which was sent at once: its H needs no second answer.
 	fresh atomic.Bool
+	// gone is set once the node is forgotten: a record of it still being
+	// handled then must not leave anything behind.
+	gone atomic.Bool
 
 	mu     sync.Mutex // guards the fields below
 	name   string
