@@ -356,6 +356,14 @@ func TestNodeKilled(t *testing.T) {
 	alice.Send("MSG bob alice are you there\r\n")
 	alice.Expect("CNT bob <user not online> \r\n")
 	waitPeers(t, 1, a, c)
+
+	// A node that comes back (a new process: a new id) rejoins.
+	b2 := startNode(t, "b2", nodeOpts{}, a.route())
+	waitPeers(t, 2, a, b2, c)
+	bob = loginV2(t, b2, "bob", "pw-b")
+	alice.Expect("PRESENCE on bob \r\n")
+	alice.Send("MSG bob alice welcome back\r\n")
+	bob.Expect("RELAY bob alice welcome back \r\n")
 }
 
 // TestSlowReceiverOnOtherNode floods a receiver that does not read: it
