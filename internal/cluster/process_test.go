@@ -1,13 +1,17 @@
+//go:build unix
+
 package cluster_test
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -56,6 +60,7 @@ func TestThreeProcesses(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var nodeLogs []*servertest.Logs
+	var procs []*os.Process
 	for i := range 3 {
 		nd := filepath.Join(dir, fmt.Sprintf("n%d", i))
 		if err := os.Mkdir(nd, 0o700); err != nil {
@@ -90,6 +95,7 @@ func TestThreeProcesses(t *testing.T) {
 			}
 		})
 		nodeLogs = append(nodeLogs, logs)
+		procs = append(procs, cmd.Process)
 	}
 	// Every node must know the other two before the client logs in.
 	for i, logs := range nodeLogs {
@@ -98,6 +104,51 @@ func TestThreeProcesses(t *testing.T) {
 		})
 	}
 	runPython(t, python, strings.Join(listens, ","))
+
+	// A frozen node (stopped, its sockets open) stalls nobody: the others
+	// relay on, and its users are offline elsewhere after the timeout.
+	alice := dialLogin(t, listens[0], "alice")
+	bob := dialLogin(t, listens[1], "bob")
+	dialLogin(t, listens[2], "carol")
+	time.Sleep(500 * time.Millisecond) // the logins reach every node
+	if err := procs[2].Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = procs[2].Signal(syscall.SIGCONT) }()
+	frozen := time.Now()
+	for i := range 100 {
+		alice.Send(fmt.Sprintf("MSG bob alice while n2 sleeps %d\r\n", i))
+		alice.Send("MSG carol alice are you there\r\n")
+	}
+	for i := range 100 {
+		bob.Expect(fmt.Sprintf("RELAY bob alice while n2 sleeps %d \r\n", i))
+	}
+	if d := time.Since(frozen); d > 2*time.Second {
+		t.Errorf("messages between the live nodes took %v with one node frozen", d)
+	}
+	servertest.WaitFor(t, "carol offline on n0", func() bool {
+		alice.Send("MSG carol alice still there?\r\n")
+		time.Sleep(100 * time.Millisecond)
+		return strings.Contains(nodeLogs[0].String(), "cluster node gone")
+	})
+	if d := time.Since(frozen); d > 8*time.Second {
+		t.Errorf("the frozen node was noticed after %v", d)
+	}
+}
+
+// dialLogin logs user in to the server at addr (any certificate) and
+// returns the connection.
+func dialLogin(t *testing.T, addr, user string) *servertest.Conn {
+	t.Helper()
+	c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, &tls.Config{InsecureSkipVerify: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	conn := servertest.NewConn(t, c)
+	conn.Send("AUTH " + user + " pw-" + user + " \r\n")
+	conn.Expect("ACCEPT " + user + " \r\n")
+	return conn
 }
 
 func runPython(t *testing.T, python, addrs string) {
