@@ -408,3 +408,58 @@ func TestWrongSecretCannotJoin(t *testing.T) {
 	}
 	waitOnline(t, "dave", false, a, b)
 }
+
+// TestHandOverAcrossNodes logs a user in again on another node: a
+// version-2 login takes the groups and the watch list over silently, as
+// on one node; a version-1 login does not, and the others see the user
+// leave.
+func TestHandOverAcrossNodes(t *testing.T) {
+	a, b, c := startCluster(t)
+	alice := loginV2(t, a, "alice", "pw-a")
+	bob := loginV2(t, b, "bob", "pw-b")
+	alice.Send("JOIN #team\r\n")
+	alice.Expect("JOIN #team alice \r\n")
+	alice.Expect("WHO #team 1 alice \r\n")
+	servertest.WaitFor(t, "#team on b", func() bool { return b.s.Server.Groups()["#team"] == 1 })
+	bob.Send("JOIN #team\r\n")
+	bob.Expect("JOIN #team bob \r\n")
+	bob.Expect("WHO #team 2 alice bob \r\n")
+	alice.Expect("JOIN #team bob \r\n")
+	alice.Send("WATCH dave\r\n")
+	alice.Expect("PRESENCE off dave \r\n")
+
+	alice2 := loginV2(t, c, "alice", "pw-a")
+	alice.Expect("END <logged in elsewhere> \r\n")
+	servertest.WaitFor(t, "alice a member on c", func() bool {
+		return c.s.Server.SessionInfos("alice") != nil && len(c.s.Server.SessionInfos("alice")[0].Groups) == 1
+	})
+	// bob's node learns of the move a moment later; what it sends to
+	// the group before that goes to alice's old node and is lost there.
+	for i := 0; ; i++ {
+		bob.Send(fmt.Sprintf("MSG #team bob still with us? %d\r\n", i))
+		_ = alice2.Conn.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+		if line, err := alice2.R.ReadString('\n'); err == nil {
+			if !strings.HasPrefix(line, "RELAY #team bob still with us? ") {
+				t.Fatalf("alice on c got %q", line)
+			}
+			break
+		}
+		if i == 100 {
+			t.Fatal("the group's messages never reached alice on c")
+		}
+	}
+	// bob saw nothing of it: his next line answers his WHO.
+	bob.Send("WHO #team\r\n")
+	bob.Expect("WHO #team 2 alice bob \r\n")
+	alice2.Send("WHO #team\r\n")
+	alice2.Expect("WHO #team 2 alice bob \r\n")
+	loginV2(t, a, "dave", "pw-d")
+	alice2.Expect("PRESENCE on dave \r\n")
+
+	// A version-1 login does not take them: bob sees alice leave.
+	b.s.Login(t, "alice", "pw-a")
+	alice2.Expect("END <logged in elsewhere> \r\n")
+	bob.Expect("PART #team alice \r\n")
+	bob.Send("WHO #team\r\n")
+	bob.Expect("WHO #team 1 bob \r\n")
+}

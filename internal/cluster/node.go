@@ -113,6 +113,9 @@ type claim struct {
 	stamp int64
 }
 
+// version is the protocol version of the claim's session.
+func (c claim) version() int { return c.sess.Version() }
+
 // New connects a node to the NATS system. It does not receive anything
 // until Attach.
 func New(cfg Config) (*Node, error) {
@@ -337,7 +340,7 @@ func (n *Node) sendState(p *peer, kind byte) {
 	p.link.control(func(b []byte) []byte { return append(b, kind, '\n') })
 	n.claimsMu.Lock()
 	for name, c := range n.claims {
-		p.link.control(func(b []byte) []byte { return appendStamped(b, recOnline, name, c.stamp) })
+		p.link.control(func(b []byte) []byte { return appendOnline(b, name, c.stamp, c.version()) })
 	}
 	n.claimsMu.Unlock()
 	n.srv.Memberships(func(group, user string) {
@@ -436,7 +439,10 @@ func (n *Node) handle(p *peer, r *record) {
 		n.in.Group(r.a, r.b, r.text)
 	case recOnline:
 		n.in.Flush()
-		n.claimed(p, string(r.a), r.stamp)
+		n.claimed(p, string(r.a), r.stamp, r.version)
+	case recHand:
+		n.in.Flush()
+		n.takeOver(p, string(r.a), r.stamp, splitList(r.b), splitList(r.text))
 	case recOff:
 		n.in.Flush()
 		name := string(r.a)
@@ -488,7 +494,9 @@ func (n *Node) handle(p *peer, r *record) {
 
 // claimed handles another node's login of name at stamp: the latest
 // login of a user stays, on whichever node; an older session here ends.
-func (n *Node) claimed(p *peer, name string, stamp int64) {
+// A version-2 login takes the older session's groups and watch list
+// over, silently, as on one node.
+func (n *Node) claimed(p *peer, name string, stamp int64, version int) {
 	n.clock.observe(stamp)
 	p.mu.Lock()
 	p.claims[name] = peerClaim{stamp: stamp, epoch: p.epoch}
@@ -505,6 +513,12 @@ func (n *Node) claimed(p *peer, name string, stamp int64) {
 	added := n.dir.set(name, p, stamp)
 	n.claimsMu.Unlock()
 	if end != nil {
+		if version >= 2 {
+			groups, watches := n.srv.HandOverTo(end, p.link)
+			if len(groups)+len(watches) > 0 {
+				p.link.control(func(b []byte) []byte { return appendHandOver(b, name, stamp, groups, watches) })
+			}
+		}
 		end.EndElsewhere()
 	}
 	if p.gone.Load() {
@@ -514,6 +528,29 @@ func (n *Node) claimed(p *peer, name string, stamp int64) {
 	}
 	if added {
 		n.srv.RemoteChanged(name)
+	}
+}
+
+// takeOver gives the session here of name at stamp the groups and
+// watches an older session of its user on p gave up. When no such
+// session can take them (it ended, or speaks version 1), the user leaves
+// those groups everywhere, as its older session's end would have told.
+func (n *Node) takeOver(p *peer, name string, stamp int64, groups, watches []string) {
+	n.claimsMu.Lock()
+	c, ok := n.claims[name]
+	n.claimsMu.Unlock()
+	if ok && c.stamp == stamp && n.srv.TakeOver(c.sess, groups, watches) {
+		return
+	}
+	for _, g := range groups {
+		// The J moves the member to this node everywhere, silently, so
+		// that the P then removes it wherever it was known.
+		n.eachPeer(func(q *peer) {
+			q.link.control(func(b []byte) []byte {
+				return appendMember(appendMember(b, recJoin, g, name), recPart, g, name)
+			})
+		})
+		n.srv.RemotePart(g, name, p.link)
 	}
 }
 
@@ -549,8 +586,9 @@ func (n *Node) LoggedIn(s *server.Session) {
 	n.claimsMu.Lock()
 	stamp := n.clock.next()
 	n.claims[name] = claim{sess: s, stamp: stamp}
+	version := s.Version()
 	n.eachPeer(func(p *peer) {
-		p.link.control(func(b []byte) []byte { return appendStamped(b, recOnline, name, stamp) })
+		p.link.control(func(b []byte) []byte { return appendOnline(b, name, stamp, version) })
 	})
 	n.claimsMu.Unlock()
 }

@@ -16,10 +16,15 @@ import (
 //
 //	R <target> <sender> <text>   a message for a user on the receiver
 //	G <#group> <sender> <text>   a group message for the members there
-//	O <user> <stamp>             user logged in on the sender at stamp
+//	O <user> <stamp> [<version>] user logged in on the sender at stamp,
+//	                             speaking that protocol version (1 if left out)
 //	F <user> <stamp>             that session ended
 //	J <#group> <user>            user, on the sender, joined the group
 //	P <#group> <user>            and left it
+//	T <user> <stamp> <groups> <watches>
+//	                             the receiver's session of user at stamp takes
+//	                             over these groups and watches (comma separated,
+//	                             "-" for none) from the sender's older session
 //	H                            the sender's full state follows; send yours
 //	S                            the sender's full state follows
 //	E                            the end of a full state
@@ -34,6 +39,7 @@ const (
 	recOff    = 'F'
 	recJoin   = 'J'
 	recPart   = 'P'
+	recHand   = 'T'
 	recHello  = 'H'
 	recState  = 'S'
 	recEnd    = 'E'
@@ -41,10 +47,11 @@ const (
 
 // record is one parsed record; its slices point into the batch.
 type record struct {
-	kind  byte
-	a, b  []byte // target/group/user, then sender/user
-	text  []byte
-	stamp int64
+	kind    byte
+	a, b    []byte // target/group/user, then sender/user; T: the groups
+	text    []byte // R, G: the text; T: the watches
+	stamp   int64
+	version int // O: the session's protocol version
 }
 
 // appendMessage appends an R or G record.
@@ -66,6 +73,61 @@ func appendStamped(dst []byte, kind byte, user string, stamp int64) []byte {
 	dst = append(dst, ' ')
 	dst = strconv.AppendInt(dst, stamp, 10)
 	return append(dst, '\n')
+}
+
+// appendOnline appends an O record.
+func appendOnline(dst []byte, user string, stamp int64, version int) []byte {
+	dst = appendStamped(dst, recOnline, user, stamp)
+	if version > 1 {
+		dst[len(dst)-1] = ' '
+		dst = strconv.AppendInt(dst, int64(version), 10)
+		dst = append(dst, '\n')
+	}
+	return dst
+}
+
+// appendHandOver appends a T record.
+func appendHandOver(dst []byte, user string, stamp int64, groups, watches []string) []byte {
+	dst = appendStamped(dst, recHand, user, stamp)
+	dst = dst[:len(dst)-1]
+	for _, list := range [][]string{groups, watches} {
+		dst = append(dst, ' ')
+		if len(list) == 0 {
+			dst = append(dst, '-')
+		}
+		for i, name := range list {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = append(dst, name...)
+		}
+	}
+	return append(dst, '\n')
+}
+
+// splitList splits a T record's list ("-" is none).
+func splitList(b []byte) []string {
+	if len(b) == 1 && b[0] == '-' {
+		return nil
+	}
+	var out []string
+	for _, f := range bytes.Split(b, []byte{','}) {
+		out = append(out, string(f))
+	}
+	return out
+}
+
+// validList reports whether b is "-" or names (or groups) joined by commas.
+func validList(b []byte, group bool) bool {
+	if len(b) == 1 && b[0] == '-' {
+		return true
+	}
+	for _, f := range bytes.Split(b, []byte{','}) {
+		if group && !protocol.ValidGroup(f) || !group && !protocol.ValidName(f) {
+			return false
+		}
+	}
+	return true
 }
 
 // appendMember appends a J or P record.
@@ -111,13 +173,36 @@ func parseRecord(line []byte) (r record, ok bool) {
 			return r, protocol.ValidGroup(r.a)
 		}
 		return r, protocol.ValidName(r.a)
-	case recOnline, recOff:
-		n, err := strconv.ParseInt(string(rest), 10, 64)
+	case recOnline, recOff, recHand:
+		stamp := rest
+		var more []byte
+		if j := bytes.IndexByte(rest, ' '); j >= 0 {
+			stamp, more = rest[:j], rest[j+1:]
+		}
+		n, err := strconv.ParseInt(string(stamp), 10, 64)
 		if err != nil || n <= 0 || !protocol.ValidName(r.a) {
 			return r, false
 		}
-		r.stamp = n
-		return r, true
+		r.stamp, r.version = n, 1
+		switch {
+		case r.kind == recHand:
+			j := bytes.IndexByte(more, ' ')
+			if j <= 0 {
+				return r, false
+			}
+			r.b, r.text = more[:j], more[j+1:]
+			return r, validList(r.b, true) && validList(r.text, false)
+		case more == nil:
+			return r, true
+		case r.kind == recOnline:
+			v, err := strconv.Atoi(string(more))
+			if err != nil || v < 1 || v > 9 {
+				return r, false
+			}
+			r.version = v
+			return r, true
+		}
+		return r, false
 	case recJoin, recPart:
 		r.b = rest
 		return r, protocol.ValidGroup(r.a) && protocol.ValidName(r.b)

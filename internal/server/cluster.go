@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"strings"
 
 	"github.com/messager/messager/internal/protocol"
 )
@@ -250,4 +251,71 @@ func (in *Inbound) Flush() {
 		in.srv.stats.Dropped.Add(in.lost)
 		in.lost = 0
 	}
+}
+
+// HandOverTo gives up old's groups and watch list because its user
+// logged in again, with version 2, on the node behind via: in the groups
+// here old becomes a member on that node, silently (nobody here sees the
+// user leave), and old's watches end. It returns the groups and the
+// watched names, for the new session to take over with TakeOver. Close
+// old after it.
+func (s *Server) HandOverTo(old *Session, via Forwarder) (groupNames, watching []string) {
+	old.stateMu.Lock()
+	if old.left {
+		old.stateMu.Unlock()
+		return nil, nil
+	}
+	old.left = true
+	gs, ws := old.groups, old.watching
+	old.groups, old.watching = nil, nil
+	old.stateMu.Unlock()
+	for _, g := range gs {
+		g.mu.Lock()
+		if g.removeLocked(old) {
+			g.removeRemoteLocked(old.name)
+			g.addRemoteLocked(old.name, via)
+			groupNames = append(groupNames, g.name)
+		}
+		g.mu.Unlock()
+	}
+	s.presence.unwatch(old, ws)
+	return groupNames, ws
+}
+
+// TakeOver gives sess, a version-2 session that replaced one of its user
+// on another node, that session's groups and watch list, silently, as
+// HandOverTo gave them up. It reports false, doing nothing, when sess
+// cannot take them (version 1, or already ended); the groups must then
+// be left (see Cluster).
+func (s *Server) TakeOver(sess *Session, groupNames, watching []string) bool {
+	if sess.version < 2 || s.cfg.Groups == GroupsOff && len(groupNames) > 0 {
+		return false
+	}
+	sess.stateMu.Lock()
+	if sess.left {
+		sess.stateMu.Unlock()
+		return false
+	}
+	for _, name := range groupNames {
+		if !protocol.ValidGroupString(name) {
+			continue
+		}
+		key := protocol.GroupKey(name)
+		if sess.groupOfLocked([]byte(key)) != nil {
+			continue
+		}
+		g := s.groups.get(key, name)
+		g.removeRemoteLocked(sess.name)
+		g.members = append(g.members, sess)
+		if c := s.cfg.Cluster; c != nil {
+			c.Joined(g.name, sess.name)
+		}
+		g.mu.Unlock()
+		sess.groups = append(sess.groups, g)
+	}
+	sess.stateMu.Unlock()
+	if !s.cfg.NoPresence && len(watching) > 0 {
+		s.presence.watch(sess, []byte(strings.Join(watching, " ")), max(s.cfg.MaxWatch, len(watching)))
+	}
+	return true
 }
