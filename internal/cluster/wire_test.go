@@ -18,6 +18,9 @@ func TestParseRecord(t *testing.T) {
 		{"F alice 17", true, record{kind: recOff, a: []byte("alice"), stamp: 17}},
 		{"J #team alice", true, record{kind: recJoin, a: []byte("#team"), b: []byte("alice")}},
 		{"P #team alice", true, record{kind: recPart, a: []byte("#team"), b: []byte("alice")}},
+		{"O alice 17 2", true, record{kind: recOnline, a: []byte("alice"), stamp: 17, version: 2}},
+		{"T alice 17 #a,#b bob,carol", true, record{kind: recHand, a: []byte("alice"), stamp: 17, b: []byte("#a,#b"), text: []byte("bob,carol"), version: 1}},
+		{"T alice 17 - -", true, record{kind: recHand, a: []byte("alice"), stamp: 17, b: []byte("-"), text: []byte("-"), version: 1}},
 		{"H", true, record{kind: recHello}},
 		{"S", true, record{kind: recState}},
 		{"E", true, record{kind: recEnd}},
@@ -38,6 +41,12 @@ func TestParseRecord(t *testing.T) {
 		{"J team alice", false, record{}},
 		{"J #team al ice", false, record{}},
 		{"X a b", false, record{}},
+		{"O alice 17 0", false, record{}},
+		{"O alice 17 x", false, record{}},
+		{"F alice 17 2", false, record{}},
+		{"T alice 17 #a", false, record{}},
+		{"T alice 17 a,b -", false, record{}},
+		{"T alice 17 #a #b,", false, record{}},
 	}
 	for _, tt := range tests {
 		got, ok := parseRecord([]byte(tt.line))
@@ -49,7 +58,7 @@ func TestParseRecord(t *testing.T) {
 			continue
 		}
 		if got.kind != tt.want.kind || !bytes.Equal(got.a, tt.want.a) || !bytes.Equal(got.b, tt.want.b) ||
-			!bytes.Equal(got.text, tt.want.text) || got.stamp != tt.want.stamp {
+			!bytes.Equal(got.text, tt.want.text) || got.stamp != tt.want.stamp || (tt.want.version != 0 && got.version != tt.want.version) {
 			t.Errorf("parseRecord(%q) = %+v, want %+v", tt.line, got, tt.want)
 		}
 	}
@@ -65,7 +74,9 @@ func TestRecordsRoundTrip(t *testing.T) {
 	b = appendStamped(b, recOff, "carol", 1234567890123)
 	b = appendMember(b, recJoin, "#team", "dave")
 	b = appendMember(b, recPart, "#team", "dave")
-	want := []byte{recRelay, recGroup, recOnline, recOff, recJoin, recPart}
+	b = appendOnline(b, "erin", 99, 2)
+	b = appendHandOver(b, "erin", 99, []string{"#a", "#b"}, nil)
+	want := []byte{recRelay, recGroup, recOnline, recOff, recJoin, recPart, recOnline, recHand}
 	lines := bytes.Split(bytes.TrimSuffix(b, []byte("\n")), []byte("\n"))
 	if len(lines) != len(want) {
 		t.Fatalf("%d lines, want %d", len(lines), len(want))
