@@ -38,8 +38,10 @@
 # cluster with every pair on node A, against one unclustered node. Both
 # nodes of a cluster are pinned to SERVER_CPU, the load to BENCH_CPU, for
 # nats and messager alike: the two nodes share one core, so their CPU
-# per message together is what is compared. CLUSTER_SETTLE (default 2s)
-# is the wait for routes after both nodes listen.
+# per message together is what is compared. The script waits until each
+# messager node has heard the other ("cluster node joined" in its log),
+# then CLUSTER_SETTLE (default 2s) more; node A's count of the records
+# and batches it sent B is kept as OUT/links-NAME-I.json.
 #
 # A run in which other processes took more than MAX_OTHERS (default 0.1)
 # of the server's or the bench's CPU is kept as NAME-I.disturbed-K.json
@@ -451,20 +453,21 @@ ws() {
 # admin socket (the nodes share the users' folder); it sets node_pid and
 # node_fp once the node listens.
 start_node() {
-	name=$1 port=$2
+	# Not "name": the caller's run name must survive (sh has no locals).
+	node=$1 port=$2
 	shift 2
-	log=$work/$name.log
+	log=$work/$node.log
 	rm -f "$log"
 	taskset -c "$SERVER_CPU" "$MESSAGER" serve --listen "127.0.0.1:$port" \
-		--users "$work/user.csv" --cert "$work/$name-cert.pem" --key "$work/$name-key.pem" \
-		--admin-socket off --log-format json "$@" 2>"$log" &
+		--users "$work/user.csv" --cert "$work/$node-cert.pem" --key "$work/$node-key.pem" \
+		--admin-socket off --log-format json --node-name "$node" "$@" 2>"$log" &
 	node_pid=$!
 	node_pids="$node_pids $node_pid"
 	tries=0
 	until grep -q '"msg":"listening"' "$log" 2>/dev/null; do
 		tries=$((tries + 1))
 		if [ "$tries" -gt 100 ] || ! kill -0 "$node_pid" 2>/dev/null; then
-			echo "bench-targets: messager node $name did not start:" >&2
+			echo "bench-targets: messager node $node did not start:" >&2
 			cat "$log" >&2
 			exit 1
 		fi
@@ -483,6 +486,18 @@ start_cluster() {
 	start_node cluster-b "$CLUSTER_PORT" --cluster-name bench --cluster-listen "127.0.0.1:$route_b" \
 		--routes "nats-route://127.0.0.1:$route_a" --cluster-secret "$work/cluster.secret"
 	pid_b=$node_pid fp_b=$node_fp
+	# Each node logs "cluster node joined" once it has heard the other.
+	tries=0
+	until grep -q '"msg":"cluster node joined"' "$work/cluster-a.log" 2>/dev/null &&
+		grep -q '"msg":"cluster node joined"' "$work/cluster-b.log" 2>/dev/null; do
+		tries=$((tries + 1))
+		if [ "$tries" -gt 100 ]; then
+			echo "bench-targets: the messager nodes did not meet:" >&2
+			cat "$work/cluster-a.log" "$work/cluster-b.log" >&2
+			exit 1
+		fi
+		sleep 0.1
+	done
 	sleep "$CLUSTER_SETTLE"
 }
 
@@ -507,6 +522,9 @@ measure_cluster() {
 				>"$OUT/$name-$i.json" || echo "bench-targets: $name run $i reported failures (see $OUT/$name-$i.json)" >&2
 		fi
 		stop_nodes
+		# Node A logs, as it stops, the records and batches (NATS
+		# messages) it sent node B.
+		grep '"msg":"cluster link closed"' "$work/cluster-a.log" >"$OUT/links-$name-$i.json" || true
 		disturbed "$name-$i" "$try" || break
 		try=$((try + 1))
 	done
@@ -550,6 +568,7 @@ cluster() {
 		echo "   (b) messager, A to B   $m_rate msgs/s, $m_cpu us/msg both nodes (node A $(median cluster-across '.server_usage.nodes[0].cpu_per_msg_us * 1000 | round / 1000'), node B $(median cluster-across '.server_usage.nodes[1].cpu_per_msg_us * 1000 | round / 1000')), lost $(median cluster-across '.lost'), CNT $(median cluster-across '.cnt')"
 		echo "   (b) / (a) rate         $(ratio "$m_rate" "$n_rate")x   (target >= 2)"
 		echo "   (b) / (a) CPU per msg  $(ratio "$m_cpu" "$n_cpu")x   (target <= 0.5)"
+		echo "   (b) records per batch  $(median links-cluster-across '.records / .batches | floor') (A to B: $(median links-cluster-across '.records') records in $(median links-cluster-across '.batches') NATS messages)"
 		echo "   (c) clustered, local   $l_rate msgs/s, $(median cluster-local '.server_usage.cpu_per_msg_us * 1000 | round / 1000') us/msg; one unclustered node $s_rate msgs/s, $(median cluster-single '.server_usage.cpu_per_msg_us * 1000 | round / 1000') us/msg"
 		echo "   (c) clustered / single $(ratio "$l_rate" "$s_rate")x   (target >= 0.9)"
 		warnings cluster-across
