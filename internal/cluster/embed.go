@@ -187,17 +187,27 @@ type natsLogger struct {
 
 const natsLogEvery = 30 * time.Second
 
+// limited reports whether a line of this format was passed on lately.
+// Digits do not count: nats-server puts each connection's address and
+// id in front of its format, and a failed handshake every second must
+// not pass as a new kind of line each time.
 func (l *natsLogger) limited(format string) bool {
+	key := strings.Map(func(r rune) rune {
+		if r >= '0' && r <= '9' {
+			return -1
+		}
+		return r
+	}, format)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := time.Now()
-	if t, ok := l.last[format]; ok && now.Sub(t) < natsLogEvery {
+	if t, ok := l.last[key]; ok && now.Sub(t) < natsLogEvery {
 		return true
 	}
 	if len(l.last) > 1000 {
 		clear(l.last)
 	}
-	l.last[format] = now
+	l.last[key] = now
 	return false
 }
 

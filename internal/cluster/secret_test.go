@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestLoadSecret(t *testing.T) {
@@ -103,5 +104,18 @@ func TestRouteTLS(t *testing.T) {
 	bare.Certificates = nil
 	if err := handshake(t, n1, bare); err == nil {
 		t.Error("a client without a certificate was accepted")
+	}
+}
+
+func TestNATSLoggerLimitsByKind(t *testing.T) {
+	l := &natsLogger{last: make(map[string]time.Time)}
+	if l.limited("127.0.0.1:5001 - rid:1 - TLS route handshake error: %v") {
+		t.Error("the first line was held back")
+	}
+	if !l.limited("127.0.0.1:5002 - rid:2 - TLS route handshake error: %v") {
+		t.Error("the same kind of line from another connection was passed on")
+	}
+	if l.limited("Error trying to connect to route: %v") {
+		t.Error("another kind of line was held back")
 	}
 }

@@ -45,8 +45,10 @@ import (
 	"github.com/messager/messager/internal/protocol"
 )
 
-// MaxFileSize is the largest user file Parse accepts. Even a million users
-// with argon2id hashes fit in about a tenth of it.
+// MaxFileSize is the largest user file Parse accepts: about 150,000
+// users with default argon2id hashes (a line is about 109 bytes). It
+// bounds what a reload reads and holds; docs/scaling.md says what a
+// larger user base would need.
 const MaxFileSize = 16 << 20
 
 // Table is an immutable snapshot of a user file. The zero value and a nil
