@@ -1,14 +1,21 @@
 package bench
 
 import (
+	"bytes"
 	"context"
+	"crypto/tls"
+	"errors"
 	"io"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+
+	"github.com/coder/websocket"
 )
 
 // TestClosedLoopWebSocket: the 1:1 load over the web client's WebSocket
@@ -190,6 +197,153 @@ func TestFrameCounter(t *testing.T) {
 			f.feed(stream[i:end])
 			if f.messages != want[end-1] {
 				t.Fatalf("split %d: %d messages after byte %d, want %d", split, f.messages, end-1, want[end-1])
+			}
+			// Clean right after the answer and after each data message.
+			_, last := ends[end-1]
+			if clean := last || end == len(answer); f.clean != clean {
+				t.Fatalf("split %d: clean %v after byte %d, want %v", split, f.clean, end-1, clean)
+			}
+		}
+	}
+}
+
+// TestWebSocketFraming: against the library's own server, lines written
+// in one batch arrive as the server's messages (so the hand-made client
+// frames are masked right, at every length form), and what the server
+// sends arrives in order as lines: plain frames read from the socket's
+// buffer, and between them a ping, a fragmented message and one too large
+// for the buffer, which the library takes.
+func TestWebSocketFraming(t *testing.T) {
+	sizes := []int{0, 1, 7, 8, 9, 15, 16, 17, 125, 126, 127, 1000, 65535, 65536, 70000}
+	line := func(i, n int) string {
+		b := make([]byte, n)
+		for j := range b {
+			b[j] = byte('a' + (i+j)%26)
+		}
+		return string(b)
+	}
+	var want []string
+	for i := range 300 {
+		want = append(want, line(i, i%40))
+	}
+	want = append(want[:150], append([]string{"frag" + "mented", line(7, 70000)}, want[150:]...)...)
+	got := make(chan []string, 1)
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ws, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer ws.CloseNow()
+		ws.SetReadLimit(1 << 20)
+		ctx := r.Context()
+		read := make(chan []string, 1)
+		pinged := make(chan error, 1)
+		go func() {
+			var lines []string
+			for range sizes {
+				_, b, err := ws.Read(ctx)
+				if err != nil {
+					t.Error(err)
+					break
+				}
+				lines = append(lines, string(b))
+			}
+			read <- lines
+			// Keep reading, for the client's pong.
+			_, _, _ = ws.Read(ctx)
+		}()
+		send := func(s string) {
+			if err := ws.Write(ctx, websocket.MessageText, []byte(s)); err != nil {
+				t.Error(err)
+			}
+		}
+		for _, s := range want[:150] {
+			send(s)
+		}
+		go func() { pinged <- ws.Ping(ctx) }()
+		wr, err := ws.Writer(ctx, websocket.MessageText)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		_, _ = wr.Write([]byte("frag"))
+		_, _ = wr.Write([]byte("mented"))
+		_ = wr.Close()
+		for _, s := range want[151:] {
+			send(s)
+		}
+		if err := <-pinged; err != nil {
+			t.Error(err)
+		}
+		got <- <-read
+		_ = ws.Close(websocket.StatusNormalClosure, "done")
+	}))
+	defer srv.Close()
+
+	c, err := DialWebSocket(context.Background(), "wss"+strings.TrimPrefix(srv.URL, "https")+"/ws",
+		WebSocketOptions{TLS: &tls.Config{InsecureSkipVerify: true}, Lines: true, ReadBuffer: busyReadBuffer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var batch []byte
+	for i, n := range sizes {
+		batch = append(batch, line(i, n)+"\r\n"...)
+	}
+	if n, err := c.Write(batch); err != nil || n != len(batch) {
+		t.Fatalf("write: %d, %v", n, err)
+	}
+	var lines []string
+	var rest []byte
+	buf := make([]byte, 4096)
+	for {
+		n, err := c.Read(buf)
+		rest = append(rest, buf[:n]...)
+		for {
+			i := bytes.Index(rest, []byte("\r\n"))
+			if i < 0 {
+				break
+			}
+			lines = append(lines, string(rest[:i]))
+			rest = rest[i+2:]
+		}
+		if err != nil {
+			if !errors.Is(err, io.EOF) {
+				t.Fatalf("read: %v", err)
+			}
+			break
+		}
+	}
+	if len(lines) != len(want) {
+		t.Fatalf("%d lines, want %d", len(lines), len(want))
+	}
+	for i := range want {
+		if lines[i] != want[i] {
+			t.Fatalf("line %d: %.40q, want %.40q", i, lines[i], want[i])
+		}
+	}
+	server := <-got
+	for i, n := range sizes {
+		if i >= len(server) || server[i] != line(i, n) {
+			t.Fatalf("the server's message %d is not the line of %d bytes written", i, n)
+		}
+	}
+}
+
+// TestMaskBytes: masking eight bytes at a time is masking byte by byte.
+func TestMaskBytes(t *testing.T) {
+	key := uint32(0xa1b2c3d4)
+	for n := range 40 {
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = byte(i * 7)
+		}
+		maskBytes(b, key)
+		for i := range b {
+			m := [4]byte{0xd4, 0xc3, 0xb2, 0xa1}[i%4]
+			if b[i] != byte(i*7)^m {
+				t.Fatalf("length %d, byte %d: %#x", n, i, b[i])
 			}
 		}
 	}
