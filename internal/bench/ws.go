@@ -20,6 +20,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/messager/messager/internal/protocol"
+	"github.com/messager/messager/internal/wsframe"
 )
 
 // Transports of a run: how sessions reach the server.
@@ -182,7 +183,7 @@ func (c *wsConn) Read(p []byte) (int, error) {
 			break
 		}
 		if !c.libraryIdle() {
-			if n > 0 && c.sock.frames.messages <= c.messages {
+			if n > 0 && c.sock.frames.Messages <= c.messages {
 				break
 			}
 			c.readMessage()
@@ -213,7 +214,7 @@ func (c *wsConn) Read(p []byte) (int, error) {
 // in its buffer.
 func (c *wsConn) libraryIdle() bool {
 	f := &c.sock.frames
-	return f.clean && c.messages == f.messages
+	return f.Clean && c.messages == f.Messages
 }
 
 // What nextFrame found at the front of the socket's buffer.
@@ -446,45 +447,21 @@ func (s *wsSocket) write(p []byte) (int, error) {
 }
 
 // frameCounter follows a WebSocket's incoming bytes from the start of
-// the server's HTTP answer: it skips the answer's header, then reads
-// each frame's header and skips its payload, and counts the data
-// messages (text, binary and continuation frames with FIN set) whose
-// last byte has gone by.
+// the server's HTTP answer: it skips the answer's header, then counts
+// the data messages in the frames after it.
 type frameCounter struct {
-	upgraded bool     // the HTTP answer's header is over
-	clean    bool     // the bytes so far end with it or with a data message
-	crlf     int      // how much of "\r\n\r\n" was seen last
-	head     [14]byte // the frame header being read
-	headLen  int      // bytes of it so far
-	payload  uint64   // payload bytes of the current frame still to come
-	dataFIN  bool     // the current frame ends a data message
-	messages uint64
+	upgraded bool // the HTTP answer's header is over
+	crlf     int  // how much of "\r\n\r\n" was seen last
+	wsframe.Counter
 }
 
 func (f *frameCounter) feed(p []byte) {
-	for len(p) > 0 {
-		if !f.upgraded {
-			p = f.skipHeader(p)
-			continue
+	if !f.upgraded {
+		if p = f.skipHeader(p); !f.upgraded {
+			return
 		}
-		if f.payload > 0 {
-			k := min(f.payload, uint64(len(p)))
-			f.payload -= k
-			p = p[k:]
-			if f.payload == 0 {
-				f.frameDone()
-			}
-			continue
-		}
-		f.head[f.headLen] = p[0]
-		f.headLen++
-		f.clean = false
-		p = p[1:]
-		if f.headLen < 2 || f.headLen < frameHeaderLen(f.head[1]) {
-			continue
-		}
-		f.startFrame()
 	}
+	f.Feed(p)
 }
 
 // skipHeader consumes the HTTP answer up to its blank line.
@@ -500,54 +477,9 @@ func (f *frameCounter) skipHeader(p []byte) []byte {
 			f.crlf = 0
 		}
 		if f.crlf == len(end) {
-			f.upgraded, f.clean = true, true
+			f.upgraded, f.Clean = true, true
 			return p[i+1:]
 		}
 	}
 	return nil
-}
-
-// frameHeaderLen is the length of a frame header from its second byte:
-// two bytes, the extended length, the mask key.
-func frameHeaderLen(b1 byte) int {
-	n := 2
-	switch b1 & 0x7f {
-	case 126:
-		n += 2
-	case 127:
-		n += 8
-	}
-	if b1&0x80 != 0 {
-		n += 4
-	}
-	return n
-}
-
-// startFrame takes the header read whole.
-func (f *frameCounter) startFrame() {
-	h := f.head[:f.headLen]
-	f.headLen = 0
-	opcode := h[0] & 0x0f
-	f.dataFIN = h[0]&0x80 != 0 && opcode <= 2 // continuation, text, binary
-	switch n := h[1] & 0x7f; n {
-	case 126:
-		f.payload = uint64(h[2])<<8 | uint64(h[3])
-	case 127:
-		f.payload = 0
-		for _, b := range h[2:10] {
-			f.payload = f.payload<<8 | uint64(b)
-		}
-	default:
-		f.payload = uint64(n)
-	}
-	if f.payload == 0 {
-		f.frameDone()
-	}
-}
-
-func (f *frameCounter) frameDone() {
-	f.clean = f.dataFIN
-	if f.dataFIN {
-		f.messages++
-	}
 }

@@ -195,13 +195,13 @@ func TestFrameCounter(t *testing.T) {
 		for i := 0; i < len(stream); i += split {
 			end := min(i+split, len(stream))
 			f.feed(stream[i:end])
-			if f.messages != want[end-1] {
-				t.Fatalf("split %d: %d messages after byte %d, want %d", split, f.messages, end-1, want[end-1])
+			if f.Messages != want[end-1] {
+				t.Fatalf("split %d: %d messages after byte %d, want %d", split, f.Messages, end-1, want[end-1])
 			}
 			// Clean right after the answer and after each data message.
 			_, last := ends[end-1]
-			if clean := last || end == len(answer); f.clean != clean {
-				t.Fatalf("split %d: clean %v after byte %d, want %v", split, f.clean, end-1, clean)
+			if clean := last || end == len(answer); f.Clean != clean {
+				t.Fatalf("split %d: clean %v after byte %d, want %v", split, f.Clean, end-1, clean)
 			}
 		}
 	}

@@ -96,7 +96,7 @@ func (t *transport) Read(p []byte) (int, error) {
 			n += k
 			continue
 		}
-		if t.err != nil || n > 0 && !t.sock.frames.holds(t.taken) {
+		if t.err != nil || n > 0 && t.sock.frames.Messages <= t.taken {
 			break
 		}
 		if k, ok := t.takeShort(p[n:], n == 0); ok {
@@ -303,75 +303,3 @@ func (t *transport) Close() error {
 }
 
 func (t *transport) RemoteAddr() net.Addr { return t.sock.RemoteAddr() }
-
-// frameCounter follows the frames in the bytes the library reads from the
-// socket and counts the data messages whose last byte has been read. A
-// message counted and not yet taken from the library is whole in its
-// buffer: taking it does not wait for the network. Client frames are
-// masked, so a header is 6, 8 or 14 bytes.
-type frameCounter struct {
-	head     [14]byte // the header being read
-	headLen  int      // how much of it
-	payload  uint64   // payload bytes of the current frame still to come
-	endsData bool     // the current frame is the last of a data message
-	whole    uint64   // data messages read whole
-}
-
-// holds reports whether a data message after the first taken ones is
-// whole in memory.
-func (f *frameCounter) holds(taken uint64) bool { return f.whole > taken }
-
-func (f *frameCounter) feed(p []byte) {
-	for len(p) > 0 {
-		if f.payload > 0 {
-			k := min(f.payload, uint64(len(p)))
-			f.payload -= k
-			p = p[k:]
-			if f.payload == 0 && f.endsData {
-				f.whole++
-			}
-			continue
-		}
-		f.head[f.headLen] = p[0]
-		f.headLen++
-		p = p[1:]
-		if f.headLen >= 2 && f.headLen == headerLen(f.head[1]) {
-			f.startFrame()
-		}
-	}
-}
-
-// headerLen is the length of a frame header from its second byte: two
-// bytes, the extended length, the mask key.
-func headerLen(b1 byte) int {
-	n := 2
-	switch b1 & 0x7f {
-	case 126:
-		n += 2
-	case 127:
-		n += 8
-	}
-	if b1&0x80 != 0 {
-		n += 4
-	}
-	return n
-}
-
-// startFrame takes a header read whole.
-func (f *frameCounter) startFrame() {
-	h := f.head[:f.headLen]
-	f.headLen = 0
-	// A final continuation, text or binary frame ends a data message.
-	f.endsData = h[0]&0x80 != 0 && h[0]&0x0f <= 2
-	switch n := h[1] & 0x7f; n {
-	case 126:
-		f.payload = uint64(binary.BigEndian.Uint16(h[2:]))
-	case 127:
-		f.payload = binary.BigEndian.Uint64(h[2:])
-	default:
-		f.payload = uint64(n)
-	}
-	if f.payload == 0 && f.endsData {
-		f.whole++
-	}
-}

@@ -24,6 +24,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/messager/messager/internal/server"
+	"github.com/messager/messager/internal/wsframe"
 )
 
 //go:embed static
@@ -122,7 +123,7 @@ type webConn struct {
 	// From the upgrade on: the frames in what is read, and the library's
 	// read buffer. Only the goroutine reading the WebSocket touches these.
 	counting bool
-	frames   frameCounter
+	frames   wsframe.Counter // what the library has been given
 	br       *bufio.Reader
 
 	// wmu serialises writes to Conn and guards what follows: a control
@@ -143,7 +144,7 @@ func (c *webConn) Read(b []byte) (int, error) {
 	}
 	n, err := c.Conn.Read(b)
 	if c.counting {
-		c.frames.feed(b[:n])
+		c.frames.Feed(b[:n])
 	}
 	return n, err
 }
@@ -181,7 +182,7 @@ func (c *webConn) writeFrames(b []byte) error {
 // already, and so is everything read from here on.
 func (c *webConn) startFraming(br *bufio.Reader) {
 	ahead, _ := br.Peek(br.Buffered())
-	c.frames.feed(ahead)
+	c.frames.Feed(ahead)
 	c.counting = true
 	c.br = br
 	c.wmu.Lock()
