@@ -145,13 +145,7 @@ func (s *Server) RemotePart(name, user string, via Forwarder) {
 // the members here that they left: the node stopped or can no longer be
 // reached.
 func (s *Server) NodeGone(via Forwarder) {
-	s.groups.mu.Lock()
-	gs := make([]*group, 0, len(s.groups.byKey))
-	for _, g := range s.groups.byKey {
-		gs = append(gs, g)
-	}
-	s.groups.mu.Unlock()
-	for _, g := range gs {
+	for _, g := range s.groups.all() {
 		g.mu.Lock()
 		var gone []string
 		for user, v := range g.remote {
@@ -178,13 +172,7 @@ func (s *Server) NodeGone(via Forwarder) {
 // the Joined and Parted hooks of that group: a new node is told the
 // memberships here once, then every change. f must not block.
 func (s *Server) Memberships(f func(group, user string)) {
-	s.groups.mu.Lock()
-	gs := make([]*group, 0, len(s.groups.byKey))
-	for _, g := range s.groups.byKey {
-		gs = append(gs, g)
-	}
-	s.groups.mu.Unlock()
-	for _, g := range gs {
+	for _, g := range s.groups.all() {
 		g.mu.Lock()
 		for _, m := range g.members {
 			f(g.name, m.name)

@@ -88,14 +88,20 @@ func (t *groupTable) dropIfEmpty(g *group, listed *groups.Table) {
 	t.mu.Unlock()
 }
 
-// snapshot returns every group with its member count.
-func (t *groupTable) snapshot() map[string]int {
+// all returns the groups that exist now.
+func (t *groupTable) all() []*group {
 	t.mu.Lock()
+	defer t.mu.Unlock()
 	gs := make([]*group, 0, len(t.byKey))
 	for _, g := range t.byKey {
 		gs = append(gs, g)
 	}
-	t.mu.Unlock()
+	return gs
+}
+
+// snapshot returns every group with its member count.
+func (t *groupTable) snapshot() map[string]int {
+	gs := t.all()
 	out := make(map[string]int, len(gs))
 	for _, g := range gs {
 		g.mu.Lock()
