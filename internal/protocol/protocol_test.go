@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 	"testing/iotest"
+	"time"
 )
 
 func TestTrimLine(t *testing.T) {
@@ -249,6 +250,32 @@ func TestReaderGrowsAndShrinks(t *testing.T) {
 	}
 	if r.large != nil || len(r.buf) > smallBuffer {
 		t.Errorf("quiet reader kept a %d-byte buffer", len(r.buf))
+	}
+	r.Release()
+}
+
+// TestReaderWaitsSmall: a read that did not fill the small buffer was all
+// there was, so the reader waits for the next one without borrowing a
+// large buffer, even when that read was a long line (a WATCH list): idle
+// sessions that last sent one must not each keep 32 KiB.
+func TestReaderWaitsSmall(t *testing.T) {
+	pr, pw := io.Pipe()
+	r := NewReader(pr, MaxLine)
+	line := "WATCH " + strings.Repeat("name ", 30) + "\n" // over half the small buffer
+	if len(line) >= smallBuffer || len(line) < smallBuffer/2 {
+		t.Fatalf("the line is %d bytes; the test needs between %d and %d", len(line), smallBuffer/2, smallBuffer)
+	}
+	go func() { _, _ = io.WriteString(pw, line) }()
+	if got, err := r.ReadLine(); err != nil || string(got) != line {
+		t.Fatalf("ReadLine = %q, %v", got, err)
+	}
+	done := make(chan error)
+	go func() { _, err := r.ReadLine(); done <- err }()
+	time.Sleep(20 * time.Millisecond) // the reader now waits in Read
+	pw.Close()
+	<-done
+	if r.large != nil {
+		t.Error("the reader waited for a quiet connection holding a large buffer")
 	}
 	r.Release()
 }

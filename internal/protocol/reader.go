@@ -75,10 +75,17 @@ func (r *Reader) Fill() error {
 	r.prepare()
 	n, err := r.src.Read(r.buf[r.end:])
 	r.end += n
-	// Through the small buffer, a read that nearly fills it may have
-	// left more behind: grow. Through the large one, a quiet read means
-	// the burst is over: shrink.
-	r.small = n < smallBuffer/2 || r.large != nil && n < quietRead
+	// Through the small buffer, only a read that filled it may have left
+	// more behind: grow. One that did not was all there was (over TLS, the
+	// rest of its record), and the next read may wait for long: growing
+	// then would have every session whose last line was a long one (a
+	// WATCH list) wait holding a large buffer. Through the large one, a
+	// quiet read means the burst is over: shrink.
+	if r.large == nil {
+		r.small = r.end < len(r.buf)
+	} else {
+		r.small = n < quietRead
+	}
 	if n == 0 && err == nil {
 		err = io.ErrNoProgress
 	}

@@ -189,7 +189,6 @@ type Inbound struct {
 	delivery
 	cacheName []byte
 	cache     *Session
-	scratch   []byte
 	lost      int64
 }
 
@@ -202,6 +201,9 @@ func (s *Server) NewInbound() *Inbound {
 // target is not online here (any more); the message is counted as
 // dropped, as one lost with the queue of a session that ended.
 func (in *Inbound) Relay(target, sender, text []byte) bool {
+	if in.runGroup != nil {
+		in.endRun()
+	}
 	t := in.cache
 	if t == nil || t.q.closed.Load() || !bytes.Equal(in.cacheName, target) {
 		in.release()
@@ -224,11 +226,9 @@ func (in *Inbound) Group(name, sender, text []byte) {
 	if g == nil {
 		return
 	}
-	in.release() // a group's lock is taken before any queue's
-	g.mu.Lock()
-	in.scratch = protocol.AppendRelay(in.scratch[:0], []byte(g.name), sender, text)
-	in.fanOutLocked(g, in.scratch, nil)
-	g.mu.Unlock()
+	run := in.groupRun(g, nil)
+	run.b = protocol.AppendRelay(run.b, []byte(g.name), sender, text)
+	in.ranOn()
 }
 
 // Flush ends a batch: it wakes the writers of the sessions given
@@ -267,7 +267,7 @@ func (s *Server) HandOverTo(old *Session, via Forwarder) (groupNames, watching [
 		g.mu.Unlock()
 	}
 	s.presence.unwatch(old, ws)
-	return groupNames, ws
+	return groupNames, watchedNames(ws)
 }
 
 // TakeOver gives sess, a version-2 session that replaced one of its user

@@ -2,16 +2,31 @@ package server
 
 // delivery is what one reader has queued on other sessions during one
 // network read (a session's reader, or a cluster's inbound stream): the
-// target lock it keeps across a run of messages to one target, the
-// writers to wake once the read is handled, the members found too slow,
-// and the count of messages queued. It belongs to that reader alone.
+// target lock it keeps across a run of messages to one target, the run of
+// group messages not yet fanned out, the writers to wake once the read is
+// handled, the members found too slow, and the count of messages queued.
+// It belongs to that reader alone.
 type delivery struct {
 	stats   *Stats
 	held    *sendQueue // whose lock is kept between messages
 	touched []*Session // writers to wake once the read is handled
 	slow    []*Session // members found too slow during a group message
 	relayed int64
+
+	// A run of consecutive messages of one read to one group, formatted
+	// and kept here, and queued on each member at once when the run ends:
+	// one lock and one copy per member for the run, not per message,
+	// which is what keeps a large group's cost per delivery that of a
+	// small one. runGroup is nil when no run is open.
+	runGroup *group
+	runSkip  *Session // the sender, who is not sent its own messages
+	run      *outBuf
+	runMsgs  int64
 }
+
+// maxRun bounds the bytes of a run of group messages: a longer run is
+// fanned out and a new one begun.
+const maxRun = 64 << 10
 
 // queueRelay queues a RELAY line on t. The target's lock is kept across
 // a run of messages to the same target in one read (a sender usually
@@ -54,15 +69,56 @@ func (d *delivery) release() {
 	}
 }
 
-// fanOutLocked queues a formatted group line on every member of g but
-// skip; g.mu is held, and no queue lock.
-func (d *delivery) fanOutLocked(g *group, line []byte, skip *Session) {
+// groupRun returns the buffer to append a message of g to, sent by skip
+// (nil for none): the open run's, or a new run's once any run of another
+// group is fanned out. The caller appends one formatted line and counts
+// it with ranOn.
+func (d *delivery) groupRun(g *group, skip *Session) *outBuf {
+	if d.runGroup != g || d.runSkip != skip {
+		d.endRun()
+		d.runGroup, d.runSkip = g, skip
+		d.run = reserve(nil, largeOutBuf, true)
+	}
+	return d.run
+}
+
+// ranOn counts the line just appended to the open run, and fans the run
+// out when it has grown to maxRun.
+func (d *delivery) ranOn() {
+	d.runMsgs++
+	if len(d.run.b) >= maxRun {
+		d.endRun()
+	}
+}
+
+// endRun fans the open run of group messages, if any, out to the group's
+// members. It must be called before the reader handles anything but
+// another message to the same group, so that a sender's lines keep their
+// order at a member who also gets its other lines, and before the read
+// ends. No queue lock is held after it.
+func (d *delivery) endRun() {
+	d.release()
+	g := d.runGroup
+	if g == nil {
+		return
+	}
+	g.mu.Lock()
+	d.fanOutLocked(g, d.run.b, d.runMsgs, d.runSkip)
+	g.mu.Unlock()
+	putOutBuf(d.run)
+	d.runGroup, d.runSkip, d.run, d.runMsgs = nil, nil, nil, 0
+}
+
+// fanOutLocked queues lines, msgs formatted group messages, on every
+// member of g but skip; g.mu is held, and no queue lock. Holding g.mu
+// across the whole fan-out is what gives every member one order.
+func (d *delivery) fanOutLocked(g *group, lines []byte, msgs int64, skip *Session) {
 	for _, m := range g.members {
 		if m == skip {
 			continue
 		}
 		m.q.mu.Lock()
-		queued, wake, urgent, tooSlow := m.q.appendBytesLocked(line)
+		queued, wake, urgent, tooSlow := m.q.appendBytesLocked(lines)
 		m.q.mu.Unlock()
 		switch {
 		case urgent:
@@ -73,16 +129,16 @@ func (d *delivery) fanOutLocked(g *group, line []byte, skip *Session) {
 			d.slow = append(d.slow, m)
 		}
 		if queued {
-			d.relayed++
+			d.relayed += msgs
 		}
 	}
 }
 
-// finish ends a read: it lets go of the lock kept, wakes the writers
-// touched, finishes the closes of members found too slow, and adds the
-// messages queued to the counters.
+// finish ends a read: it fans out the open run of group messages, lets go
+// of the lock kept, wakes the writers touched, finishes the closes of
+// members found too slow, and adds the messages queued to the counters.
 func (d *delivery) finish() {
-	d.release()
+	d.endRun()
 	for i, t := range d.touched {
 		t.nudge()
 		d.touched[i] = nil

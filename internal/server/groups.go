@@ -294,8 +294,10 @@ func (s *Session) leaveGroup(g *group, tellSelf bool) {
 }
 
 // sessionGroupMsg handles MSG #group: the message goes to every other
-// member, under the group's lock so all see one order. A member that is
-// too slow is closed once the read is handled; nobody else waits.
+// member, with the rest of the sender's run of messages to the group in
+// this read, under the group's lock so all see one order (see
+// delivery.endRun). A member that is too slow is closed once the read is
+// handled; nobody else waits.
 func sessionGroupMsg(s *Session, q *protocol.Query) closeReason {
 	if string(q.Sender) != s.name {
 		return reasonProtocol // impersonation
@@ -313,11 +315,16 @@ func sessionGroupMsg(s *Session, q *protocol.Query) closeReason {
 		s.fail(protocol.KindGroupMsg, q.Target, protocol.ReasonNotMember)
 		return reasonNone
 	}
-	g.mu.Lock()
-	s.scratch = protocol.AppendRelay(s.scratch[:0], []byte(g.name), q.Sender, q.Text)
-	s.fanOutLocked(g, s.scratch, s)
-	g.forwardLocked(q.Sender, q.Text)
-	g.mu.Unlock()
+	run := s.groupRun(g, s)
+	run.b = protocol.AppendRelay(run.b, []byte(g.name), q.Sender, q.Text)
+	s.ranOn()
+	if s.srv.cfg.Cluster != nil {
+		// Other nodes are sent each message at once, in the sender's
+		// order; the members here get the run when it ends.
+		g.mu.Lock()
+		g.forwardLocked(q.Sender, q.Text)
+		g.mu.Unlock()
+	}
 	return reasonNone
 }
 

@@ -4,6 +4,7 @@ import (
 	"hash/maphash"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/messager/messager/internal/protocol"
@@ -17,20 +18,25 @@ import (
 // watchers of those whose state differs. A flap within one interval is
 // no change; a replaced session is no change at all (the registry does
 // not report it).
+//
+// Memory is per watch entry: one slot in the watched name's set (a
+// pointer and a 4-byte stamp) and one pointer in the watcher's list.
+// Nothing is kept per entry for WATCH answers beyond the stamp, so a
+// burst of WATCH lines from thousands of sessions leaves no garbage
+// proportional to it.
 type presence struct {
 	srv      *Server
 	interval time.Duration
 	seed     maphash.Seed
 	shards   [presenceShards]presenceShard
 
-	mu      sync.Mutex          // guards changed and answered
+	// round numbers the rounds, from 1; a WATCH answer is stamped with
+	// the round it falls in. The run goroutine moves it on, under mu.
+	round atomic.Uint32
+
+	mu      sync.Mutex          // guards changed
 	changed map[string]struct{} // names whose state may have changed
-	// answered are the states WATCH answers gave since the last round:
-	// the round tells such a watcher again if the state has changed
-	// since, even when the change is no change to what was last told to
-	// everyone (the user came and went within the round).
-	answered []watchAnswer
-	wake     chan struct{} // a change is waiting (capacity 1)
+	wake    chan struct{}       // a change is waiting (capacity 1)
 
 	// told is each name's state as last told to its watchers (true:
 	// online); only the run goroutine touches it. Offline names are left
@@ -41,41 +47,45 @@ type presence struct {
 const presenceShards = 64
 
 type presenceShard struct {
-	mu     sync.Mutex           // guards byName and the sets in it
+	mu     sync.Mutex           // guards byName and the watchers in it
 	byName map[string]*watchers // watched name -> its watchers
 }
 
-// watchAnswer is one name's state as a WATCH answer told it to s.
-type watchAnswer struct {
-	s      *Session
-	name   string
-	online bool
-}
-
-// noteAnswers records the states a WATCH answer gave s.
-func (p *presence) noteAnswers(s *Session, on, off []string) {
-	if len(on)+len(off) == 0 {
-		return
-	}
-	p.mu.Lock()
-	for _, n := range on {
-		p.answered = append(p.answered, watchAnswer{s, n, true})
-	}
-	for _, n := range off {
-		p.answered = append(p.answered, watchAnswer{s, n, false})
-	}
-	p.mu.Unlock()
-	select {
-	case p.wake <- struct{}{}:
-	default:
-	}
-}
-
 // watchers is the set of sessions watching one name. Its name is the one
-// copy of the string that every watch list of it shares.
+// copy of the string; the watch lists point at the set itself.
 type watchers struct {
-	name     string
-	sessions map[*Session]struct{}
+	name string
+	// sessions holds each watcher's stamp: 0, or the state a WATCH
+	// answer (or since then, a round) told that watcher, and when.
+	sessions map[*Session]watchStamp
+	// answered is the last round in which a watcher of the name was
+	// answered; rounds long after it need not look at the stamps.
+	answered uint32
+}
+
+// watchStamp is a watcher's own view of a name: the round in which it
+// was last told the state separately from the other watchers (a WATCH
+// answer), and that state, as round<<1 | online. 0 is none: the watcher
+// knows what every watcher was last told.
+type watchStamp uint32
+
+func stampOf(round uint32, online bool) watchStamp {
+	st := watchStamp(round << 1)
+	if online {
+		st |= 1
+	}
+	return st
+}
+
+func (st watchStamp) round() uint32 { return uint32(st) >> 1 }
+func (st watchStamp) online() bool  { return st&1 == 1 }
+
+// recent reports whether a stamp still speaks for its watcher in the
+// round numbered round: stamped in it or the one before. An answer can
+// be stamped just after a round began and its name's change noted in the
+// round before, so the round after must still compare with the stamp.
+func (st watchStamp) recent(round uint32) bool {
+	return st != 0 && st.round()+1 >= round
 }
 
 func newPresence(srv *Server, interval time.Duration) *presence {
@@ -87,6 +97,7 @@ func newPresence(srv *Server, interval time.Duration) *presence {
 		wake:     make(chan struct{}, 1),
 		told:     make(map[string]bool),
 	}
+	p.round.Store(1)
 	for i := range p.shards {
 		p.shards[i].byName = make(map[string]*watchers)
 	}
@@ -102,6 +113,10 @@ func (p *presence) noteChange(name string) {
 	p.mu.Lock()
 	p.changed[name] = struct{}{}
 	p.mu.Unlock()
+	p.poke()
+}
+
+func (p *presence) poke() {
 	select {
 	case p.wake <- struct{}{}:
 	default:
@@ -110,15 +125,24 @@ func (p *presence) noteChange(name string) {
 
 // watch adds names (a WATCH line's) to s's watch list and returns the
 // names it added or already had, and those that did not fit.
-func (p *presence) watch(s *Session, names []byte, limit int) (added, full [][]byte) {
+func (p *presence) watch(s *Session, names []byte, limit int) (added []*watchers, full [][]byte) {
 	s.stateMu.Lock()
 	defer s.stateMu.Unlock()
 	if s.left {
 		return nil, nil
 	}
+	count := 0
 	for name, rest := protocol.NextName(names); len(name) > 0; name, rest = protocol.NextName(rest) {
-		if slices.Contains(s.watching, string(name)) {
-			added = append(added, name)
+		count++
+	}
+	// The list grows by what the line may add, not by doubling: it is
+	// kept for the session's life, and most are filled by a few lines.
+	if n := len(s.watching) + min(count, max(limit-len(s.watching), 0)); n > cap(s.watching) {
+		s.watching = append(make([]*watchers, 0, n), s.watching...)
+	}
+	for name, rest := protocol.NextName(names); len(name) > 0; name, rest = protocol.NextName(rest) {
+		if i := slices.IndexFunc(s.watching, func(w *watchers) bool { return w.name == string(name) }); i >= 0 {
+			added = append(added, s.watching[i])
 			continue
 		}
 		if len(s.watching) >= limit {
@@ -129,27 +153,53 @@ func (p *presence) watch(s *Session, names []byte, limit int) (added, full [][]b
 		sh.mu.Lock()
 		w := sh.byName[string(name)]
 		if w == nil {
-			w = &watchers{name: string(name), sessions: make(map[*Session]struct{}, 1)}
+			w = &watchers{name: string(name), sessions: make(map[*Session]watchStamp, 1)}
 			sh.byName[w.name] = w
 		}
-		w.sessions[s] = struct{}{}
+		w.sessions[s] = 0
 		sh.mu.Unlock()
-		s.watching = append(s.watching, w.name)
-		added = append(added, name)
+		s.watching = append(s.watching, w)
+		added = append(added, w)
 	}
 	return added, full
+}
+
+// stampAnswers records that s was just told the states of ws by a WATCH
+// answer (online[i] for ws[i]), already queued, and has the next round
+// check them: a state that changed since the answer was computed is told
+// again, and one that did not is not told twice.
+func (p *presence) stampAnswers(s *Session, ws []*watchers, online []bool) {
+	if len(ws) == 0 {
+		return
+	}
+	round := p.round.Load()
+	for i, w := range ws {
+		sh := p.shard([]byte(w.name))
+		sh.mu.Lock()
+		if _, ok := w.sessions[s]; ok {
+			w.sessions[s] = stampOf(round, online[i])
+			w.answered = round
+		}
+		sh.mu.Unlock()
+	}
+	p.mu.Lock()
+	for _, w := range ws {
+		p.changed[w.name] = struct{}{}
+	}
+	p.mu.Unlock()
+	p.poke()
 }
 
 // unwatchNames takes names (an UNWATCH line's) off s's watch list; all
 // takes every name off.
 func (p *presence) unwatchNames(s *Session, names []byte, all bool) {
 	s.stateMu.Lock()
-	var gone []string
+	var gone []*watchers
 	if all {
 		gone, s.watching = s.watching, nil
 	} else {
 		for name, rest := protocol.NextName(names); len(name) > 0; name, rest = protocol.NextName(rest) {
-			if i := slices.Index(s.watching, string(name)); i >= 0 {
+			if i := slices.IndexFunc(s.watching, func(w *watchers) bool { return w.name == string(name) }); i >= 0 {
 				gone = append(gone, s.watching[i])
 				s.watching = slices.Delete(s.watching, i, i+1)
 			}
@@ -159,32 +209,40 @@ func (p *presence) unwatchNames(s *Session, names []byte, all bool) {
 	p.unwatch(s, gone)
 }
 
-// unwatch removes s from the watchers of names.
-func (p *presence) unwatch(s *Session, names []string) {
-	for _, name := range names {
-		sh := p.shard([]byte(name))
+// unwatch removes s from the watchers of ws.
+func (p *presence) unwatch(s *Session, ws []*watchers) {
+	for _, w := range ws {
+		sh := p.shard([]byte(w.name))
 		sh.mu.Lock()
-		if w := sh.byName[name]; w != nil {
-			delete(w.sessions, s)
-			if len(w.sessions) == 0 {
-				delete(sh.byName, name)
-			}
+		delete(w.sessions, s)
+		if len(w.sessions) == 0 && sh.byName[w.name] == w {
+			delete(sh.byName, w.name)
 		}
 		sh.mu.Unlock()
 	}
 }
 
-// replace makes next the watcher of names in old's place.
-func (p *presence) replace(old, next *Session, names []string) {
-	for _, name := range names {
-		sh := p.shard([]byte(name))
+// replace makes next the watcher of ws in old's place, with what old was
+// told.
+func (p *presence) replace(old, next *Session, ws []*watchers) {
+	for _, w := range ws {
+		sh := p.shard([]byte(w.name))
 		sh.mu.Lock()
-		if w := sh.byName[name]; w != nil {
+		if st, ok := w.sessions[old]; ok {
 			delete(w.sessions, old)
-			w.sessions[next] = struct{}{}
+			w.sessions[next] = st
 		}
 		sh.mu.Unlock()
 	}
+}
+
+// watchedNames returns the names of a watch list.
+func watchedNames(ws []*watchers) []string {
+	names := make([]string, len(ws))
+	for i, w := range ws {
+		names[i] = w.name
+	}
+	return names
 }
 
 // watchEntries reports how many (watcher, name) pairs there are.
@@ -229,8 +287,8 @@ func (p *presence) flush() {
 	p.mu.Lock()
 	changed := p.changed
 	p.changed = make(map[string]struct{}, len(changed))
-	answered := p.answered
-	p.answered = nil
+	round := p.round.Load()
+	p.round.Store(round + 1)
 	p.mu.Unlock()
 	news := make(map[*Session]*presenceNews)
 	add := func(s *Session, name string, online bool) {
@@ -245,19 +303,9 @@ func (p *presence) flush() {
 			n.off = append(n.off, name)
 		}
 	}
-	// What WATCH answers told within the round is not told again.
-	var given map[watchAnswer]bool
-	if len(answered) > 0 {
-		given = make(map[watchAnswer]bool, len(answered))
-		for _, a := range answered {
-			given[a] = true
-		}
-	}
 	for name := range changed {
 		online := p.srv.online([]byte(name))
-		if online == p.told[name] {
-			continue // a flap within the round, or nothing new
-		}
+		differs := online != p.told[name]
 		if online {
 			p.told[name] = true
 		} else {
@@ -265,23 +313,27 @@ func (p *presence) flush() {
 		}
 		sh := p.shard([]byte(name))
 		sh.mu.Lock()
-		if w := sh.byName[name]; w != nil {
-			for s := range w.sessions {
-				if !given[watchAnswer{s, w.name, online}] {
+		w := sh.byName[name]
+		if w == nil || !differs && w.answered+1 < round {
+			// Nobody watches, or a flap within the round with no WATCH
+			// answer since the round before.
+			sh.mu.Unlock()
+			continue
+		}
+		for s, st := range w.sessions {
+			switch {
+			case st.recent(round):
+				// This watcher was answered on its own: compare with
+				// what it was told, and remember what it is told now.
+				if st.online() != online {
 					add(s, w.name, online)
+					w.sessions[s] = stampOf(round, online)
 				}
+			case differs:
+				add(s, w.name, online)
 			}
 		}
 		sh.mu.Unlock()
-	}
-	// A watcher answered within the round is told again if the state it
-	// was given is no longer true and the changes above did not say so.
-	for _, a := range answered {
-		online := p.srv.online([]byte(a.name))
-		if online == a.online || p.toldInRound(news[a.s], a.name, online) {
-			continue
-		}
-		add(a.s, a.name, online)
 	}
 	var buf []byte
 	for s, n := range news {
@@ -292,18 +344,6 @@ func (p *presence) flush() {
 		buf = appendPresenceLines(buf, false, n.off)
 		s.enqueueBytes(buf)
 	}
-}
-
-// toldInRound reports whether n already tells name's state as online.
-func (p *presence) toldInRound(n *presenceNews, name string, online bool) bool {
-	if n == nil {
-		return false
-	}
-	list := n.off
-	if online {
-		list = n.on
-	}
-	return slices.Contains(list, name)
 }
 
 // appendPresenceLines appends PRESENCE lines for names, a bounded number
@@ -329,14 +369,15 @@ func sessionWatch(s *Session, q *protocol.Query) closeReason {
 	}
 	added, full := s.srv.presence.watch(s, q.Names, s.srv.cfg.MaxWatch)
 	var on, off []string
-	for _, name := range added {
-		if s.srv.online(name) {
-			on = append(on, string(name))
+	states := make([]bool, len(added))
+	for i, w := range added {
+		states[i] = s.srv.online([]byte(w.name))
+		if states[i] {
+			on = append(on, w.name)
 		} else {
-			off = append(off, string(name))
+			off = append(off, w.name)
 		}
 	}
-	s.srv.presence.noteAnswers(s, on, off)
 	s.scratch = appendPresenceLines(s.scratch[:0], true, on)
 	s.scratch = appendPresenceLines(s.scratch, false, off)
 	for _, name := range full {
@@ -345,6 +386,9 @@ func sessionWatch(s *Session, q *protocol.Query) closeReason {
 	if len(s.scratch) > 0 {
 		s.enqueueBytes(s.scratch)
 	}
+	// Stamped after the answer is queued: a round that tells a newer
+	// state then queues it after the answer, never before.
+	s.srv.presence.stampAnswers(s, added, states)
 	return reasonNone
 }
 

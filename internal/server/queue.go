@@ -121,7 +121,11 @@ func (q *sendQueue) take() (p *outBuf, closeConn bool) {
 		q.drained.Broadcast()
 	}
 	if p != nil {
-		q.busy = cap(p.b) >= largeOutBuf
+		// What the queue held, not the buffer it was in: a queue that
+		// started large because the last one was busy must not keep
+		// the next one large for a single line (a watcher's PRESENCE
+		// every round would borrow 16 KiB a time).
+		q.busy = len(p.b) > smallOutBuf
 		return p, false
 	}
 	q.writing = false

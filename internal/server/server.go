@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -392,10 +393,16 @@ func (s *Server) checkLoop() {
 			// A burst of logins leaves garbage and grown goroutine
 			// stacks behind (a TLS handshake is deep and allocates),
 			// and an idle server may not collect for minutes. After a
-			// large burst, collect once and give the memory back, so
-			// what the server holds is what its sessions need.
+			// large burst, collect and give the memory back, so what
+			// the server holds is what its sessions need. Twice: the
+			// first collection only moves the buffer pools' contents
+			// (the read and send buffers a burst of thousands of
+			// sessions borrowed at once) to their victim caches, and
+			// the second frees them; each also halves the stacks that
+			// grew deeper than they now need.
 			if n := s.stats.LoginsOK.Load(); n-settledAt >= settleAfterLogins {
 				settledAt = n
+				runtime.GC()
 				debug.FreeOSMemory()
 			}
 		}

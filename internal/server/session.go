@@ -45,9 +45,9 @@ type Session struct {
 	// reader's exit clears it. Lock order: stateMu, then group locks,
 	// then queue locks.
 	stateMu  sync.Mutex
-	watching []string // names watched, interned in the presence table
-	groups   []*group // groups joined
-	left     bool     // the state was cleared or handed over: add nothing
+	watching []*watchers // the names watched, as their sets in the presence table
+	groups   []*group    // groups joined
+	left     bool        // the state was cleared or handed over: add nothing
 
 	// Reader-local state: delivery is what the current network read has
 	// queued on others; cache remembers the last target, since a sender
@@ -279,6 +279,9 @@ func (s *Session) handleLines(rd *protocol.Reader) closeReason {
 			if string(sender) != s.name {
 				return reasonProtocol // impersonation
 			}
+			if s.runGroup != nil {
+				s.endRun()
+			}
 			s.relay(target, sender, text)
 			continue
 		}
@@ -288,6 +291,9 @@ func (s *Session) handleLines(rd *protocol.Reader) closeReason {
 		}
 		if !allowedInSession(s, q.Kind) {
 			return reasonProtocol
+		}
+		if q.Kind != protocol.KindGroupMsg {
+			s.endRun()
 		}
 		s.release() // the other handlers take other locks
 		if r := s.dispatch(q); r != reasonNone {
@@ -377,7 +383,16 @@ func (s *Session) flushBatch() {
 		st.BytesIn.Add(s.in.n)
 		s.in.n = 0
 	}
+	if cap(s.scratch) > maxKeptScratch {
+		// A long answer (WATCH, JOIN's member list) is rare; an idle
+		// session should not keep the buffer it took.
+		s.scratch = nil
+	}
 }
+
+// maxKeptScratch is the largest formatting buffer a session keeps
+// between reads.
+const maxKeptScratch = 512
 
 func isTimeout(err error) bool {
 	var ne net.Error

@@ -324,6 +324,35 @@ func TestGroupOrder(t *testing.T) {
 	}
 }
 
+// TestGroupRunsKeepSenderOrder: a read's group messages reach the members
+// together, and a member who is also sent a direct message, a message of
+// another group or the sender's other lines in the same read gets them all
+// in the order sent.
+func TestGroupRunsKeepSenderOrder(t *testing.T) {
+	srv := servertest.Start(t, testUsers)
+	users := []string{"alice", "bob", "carol"}
+	var conns []*lineConn
+	for _, u := range users {
+		conns = append(conns, loginV2(t, srv, u))
+	}
+	joinAll(t, "#g", users, conns)
+	joinAll(t, "#h", users[:2], conns[:2])
+	alice, bob, carol := conns[0], conns[1], conns[2]
+	alice.Send("MSG #g alice 1 \r\nMSG #g alice 2 \r\nMSG bob alice 3 \r\nMSG #g alice 4 \r\n" +
+		"MSG #h alice 5 \r\nMSG #g alice 6 \r\nWHO bob \r\nMSG #g alice 7 \r\n")
+	for _, want := range []string{"RELAY #g alice 1 ", "RELAY #g alice 2 ", "RELAY bob alice 3 ",
+		"RELAY #g alice 4 ", "RELAY #h alice 5 ", "RELAY #g alice 6 ", "RELAY #g alice 7 "} {
+		bob.Expect(want + "\r\n")
+	}
+	for _, want := range []string{"1", "2", "4", "6", "7"} {
+		carol.Expect("RELAY #g alice " + want + " \r\n")
+	}
+	alice.Expect("WHO bob 1 bob \r\n")
+	for i, c := range conns {
+		marker(c, users[i], "nothing more")
+	}
+}
+
 // TestFrozenGroupMember: a member that stops reading is closed as too
 // slow; the sender and the other members go on, and are told it left.
 func TestFrozenGroupMember(t *testing.T) {
