@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -231,6 +232,56 @@ func TestWatchPresence(t *testing.T) {
 	if n := srv.Server.WatchEntries(); n != 0 {
 		waitFor(t, "no watch entries", func() bool { return srv.Server.WatchEntries() == 0 })
 	}
+}
+
+// TestWatchAnswerWithinRound: a WATCH answered during a presence round is
+// told by that round only what changed after the answer; a change before
+// it, already in the answer, is not told twice, and a flap after it
+// (state back to what was answered) is not told at all.
+func TestWatchAnswerWithinRound(t *testing.T) {
+	srv := servertest.Start(t, testUsers, func(c *server.Config) {
+		c.PresenceInterval = 400 * time.Millisecond
+	})
+	alice := loginV2(t, srv, "alice")
+	time.Sleep(900 * time.Millisecond) // alice's own login is told and gone
+
+	// carol comes online, then alice watches her, within one round: the
+	// answer says on, and the round says nothing more.
+	login(t, srv, "carol", "pw-carol")
+	alice.Send("WATCH carol \r\n")
+	alice.Expect("PRESENCE on carol \r\n")
+
+	// bob is answered off; he logs in after the answer: the round tells
+	// alice on.
+	alice.Send("WATCH bob \r\n")
+	alice.Expect("PRESENCE off bob \r\n")
+	bob := login(t, srv, "bob", "pw-bob")
+	alice.Expect("PRESENCE on bob \r\n")
+
+	// dave is answered off and comes and goes within the round: alice's
+	// answer is still true, so she hears nothing.
+	time.Sleep(900 * time.Millisecond)
+	alice.Send("WATCH dave \r\n")
+	alice.Expect("PRESENCE off dave \r\n")
+	dave := login(t, srv, "dave", "pw-dave")
+	dave.Send("END \r\n")
+	dave.Expect("END <end accepted> \r\n")
+	time.Sleep(900 * time.Millisecond) // two rounds
+	alice.Send("MSG alice alice mark \r\n")
+	var got []string
+	for l := alice.Line(); l != "RELAY alice alice mark \r\n"; l = alice.Line() {
+		got = append(got, l)
+	}
+	// Nothing, or, when a round began between dave's login and logout,
+	// both changes in order: never a state that stays wrong.
+	if len(got) != 0 && !slices.Equal(got, []string{"PRESENCE on dave \r\n", "PRESENCE off dave \r\n"}) {
+		t.Errorf("after dave came and went, alice got %q", got)
+	}
+
+	// Later changes reach her as to any watcher.
+	bob.Send("END \r\n")
+	bob.Expect("END <end accepted> \r\n")
+	alice.Expect("PRESENCE off bob \r\n")
 }
 
 // TestGroups covers JOIN, PART, MSG #group and their FAIL answers.
