@@ -34,14 +34,19 @@ type presence struct {
 	// the round it falls in. The run goroutine moves it on, under mu.
 	round atomic.Uint32
 
-	mu      sync.Mutex          // guards changed
+	mu      sync.Mutex          // guards changed and spare
 	changed map[string]struct{} // names whose state may have changed
+	spare   map[string]struct{} // the last round's, emptied, for the next
 	wake    chan struct{}       // a change is waiting (capacity 1)
 
 	// told is each name's state as last told to its watchers (true:
 	// online); only the run goroutine touches it. Offline names are left
 	// out, so it holds about as many names as are online.
 	told map[string]bool
+	// news and buf are the run goroutine's, kept between rounds: what
+	// each watcher is told in the round, and the lines being formatted.
+	news []presenceNews
+	buf  []byte
 }
 
 const presenceShards = 64
@@ -280,23 +285,44 @@ func (p *presence) run(done <-chan struct{}) {
 }
 
 // presenceNews is what one watcher is told in one round.
-type presenceNews struct{ on, off []string }
+type presenceNews struct {
+	s       *Session
+	on, off []string
+}
+
+// newsFor returns the news of s in the round numbered round, adding an
+// entry the first time s is told something in it. A session points at
+// its entry (newsRound, newsAt), so a round with thousands of watchers
+// looks none up in a map, and the entries, kept from round to round,
+// allocate nothing once grown. Only the run goroutine calls it.
+func (p *presence) newsFor(s *Session, round uint32) *presenceNews {
+	if s.newsRound == round {
+		return &p.news[s.newsAt]
+	}
+	s.newsRound, s.newsAt = round, int32(len(p.news))
+	if len(p.news) < cap(p.news) {
+		p.news = p.news[:len(p.news)+1]
+		n := &p.news[len(p.news)-1]
+		n.s, n.on, n.off = s, n.on[:0], n.off[:0]
+		return n
+	}
+	p.news = append(p.news, presenceNews{s: s})
+	return &p.news[len(p.news)-1]
+}
 
 // flush handles the changes since the last round.
 func (p *presence) flush() {
 	p.mu.Lock()
 	changed := p.changed
-	p.changed = make(map[string]struct{}, len(changed))
+	p.changed, p.spare = p.spare, nil
+	if p.changed == nil {
+		p.changed = make(map[string]struct{}, len(changed))
+	}
 	round := p.round.Load()
 	p.round.Store(round + 1)
 	p.mu.Unlock()
-	news := make(map[*Session]*presenceNews)
 	add := func(s *Session, name string, online bool) {
-		n := news[s]
-		if n == nil {
-			n = &presenceNews{}
-			news[s] = n
-		}
+		n := p.newsFor(s, round)
 		if online {
 			n.on = append(n.on, name)
 		} else {
@@ -335,15 +361,20 @@ func (p *presence) flush() {
 		}
 		sh.mu.Unlock()
 	}
-	var buf []byte
-	for s, n := range news {
-		if s.q.closed.Load() {
-			continue
+	clear(changed)
+	p.mu.Lock()
+	p.spare = changed
+	p.mu.Unlock()
+	for i := range p.news {
+		n := &p.news[i]
+		if !n.s.q.closed.Load() {
+			p.buf = appendPresenceLines(p.buf[:0], true, n.on)
+			p.buf = appendPresenceLines(p.buf, false, n.off)
+			n.s.enqueueBytes(p.buf)
 		}
-		buf = appendPresenceLines(buf[:0], true, n.on)
-		buf = appendPresenceLines(buf, false, n.off)
-		s.enqueueBytes(buf)
+		n.s = nil // the session may end; the entry must not keep it
 	}
+	p.news = p.news[:0]
 }
 
 // appendPresenceLines appends PRESENCE lines for names, a bounded number

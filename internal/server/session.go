@@ -60,6 +60,11 @@ type Session struct {
 	whoAt     time.Time // when whoTokens was last refilled
 	notOnline int64
 	forwarded int64
+
+	// The presence round's: the round in which this session was last
+	// given news, and where in the round's list (presence.newsFor).
+	newsRound uint32
+	newsAt    int32
 }
 
 // Name is the user the session is logged in as.
