@@ -197,11 +197,18 @@ func TestOneSessionAcrossNodes(t *testing.T) {
 	a, b, c := startCluster(t)
 	first := a.s.Login(t, "alice", "pw-a")
 	waitOnline(t, "alice", true, a, b, c)
+	viaA := c.n.Route([]byte("alice")).Remote
 	second := b.s.Login(t, "alice", "pw-a")
 	first.Expect("END <logged in elsewhere> " + "\r\n")
 	first.ExpectClosed()
 	servertest.WaitFor(t, "alice on b only", func() bool {
 		return a.s.Server.Local().Lookup([]byte("alice")) == nil && b.s.Server.Local().Lookup([]byte("alice")) != nil
+	})
+	// c may hear of the new login after carol's message would leave it:
+	// the message would then go to a, where alice is gone.
+	servertest.WaitFor(t, "c routes alice to b", func() bool {
+		r := c.n.Route([]byte("alice")).Remote
+		return r != nil && r != viaA
 	})
 	carol := c.s.Login(t, "carol", "pw-c")
 	waitOnline(t, "carol", true, b)

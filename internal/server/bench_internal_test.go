@@ -153,6 +153,71 @@ func TestMidBatchWake(t *testing.T) {
 	}
 }
 
+// TestSharedRun: a run of group messages goes into empty queues shared,
+// not copied; a line queued after it copies it first, so it stays before
+// the line; a too-slow close drops it and an END goes after it; and the
+// run returns to its pool only when the last queue holding it is done.
+func TestSharedRun(t *testing.T) {
+	lines := []byte("RELAY #g alice 1 \r\nRELAY #g alice 2 \r\n")
+	newRun := func() *sharedRun {
+		r := newSharedRun()
+		r.b = append(r.b, lines...)
+		return r
+	}
+	for _, tt := range []struct {
+		name  string
+		then  func(q *sendQueue)
+		want  string // what the writer takes
+		held  bool   // the queue still holds the run itself
+		drops int64
+	}{
+		{"alone", func(*sendQueue) {}, string(lines), true, 0},
+		{"then a line", func(q *sendQueue) { q.appendBytesLocked([]byte("CNT bob \r\n")) },
+			string(lines) + "CNT bob \r\n", false, 0},
+		{"then a message", func(q *sendQueue) { q.appendRelayLocked([]byte("carol"), []byte("bob"), []byte("hi")) },
+			string(lines) + "RELAY carol bob hi \r\n", false, 0},
+		{"then a close", func(q *sendQueue) { q.closeLocked(reasonShutdown) },
+			string(lines) + string(reasonShutdown.appendEnd(nil)), false, 0},
+		{"then too slow", func(q *sendQueue) { q.closeLocked(reasonTooSlow) },
+			string(reasonTooSlow.appendEnd(nil)), false, 2},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			run := newRun()
+			q := &sendQueue{bound: MinMaxQueue}
+			other := &sendQueue{bound: MinMaxQueue}
+			for _, x := range []*sendQueue{q, other} {
+				if queued, wake, _, _ := x.appendRunLocked(run); !queued || !wake {
+					t.Fatalf("run queued %v, wake %v; want both", queued, wake)
+				}
+			}
+			run.release() // the maker lets go, as endRun does
+			tt.then(q)
+			if (q.shared == run) != tt.held {
+				t.Errorf("queue holds the run: %v, want %v", q.shared == run, tt.held)
+			}
+			got, _ := q.take()
+			if string(got.bytes()) != tt.want {
+				t.Errorf("writer takes %q, want %q", got.bytes(), tt.want)
+			}
+			got.done()
+			if q.dropped != tt.drops {
+				t.Errorf("dropped %d, want %d", q.dropped, tt.drops)
+			}
+			if n := run.refs.Load(); n != 1 {
+				t.Fatalf("run held %d times, want once (by the other queue)", n)
+			}
+			if string(other.shared.b) != string(lines) {
+				t.Fatalf("the other queue's run changed: %q", other.shared.b)
+			}
+			o, _ := other.take()
+			o.done()
+			if n := run.refs.Load(); n != 0 {
+				t.Fatalf("run held %d times after every queue is done", n)
+			}
+		})
+	}
+}
+
 // TestQueryRules: every kind of client query has a rule, every rule
 // allows the kind somewhere (PUT excepted until sign-up is offered), and
 // the two dispatches refuse kinds newer than the connection's version.

@@ -20,7 +20,7 @@ type delivery struct {
 	// small one. runGroup is nil when no run is open.
 	runGroup *group
 	runSkip  *Session // the sender, who is not sent its own messages
-	run      *outBuf
+	run      *sharedRun
 	runMsgs  int64
 }
 
@@ -77,9 +77,9 @@ func (d *delivery) groupRun(g *group, skip *Session) *outBuf {
 	if d.runGroup != g || d.runSkip != skip {
 		d.endRun()
 		d.runGroup, d.runSkip = g, skip
-		d.run = reserve(nil, largeOutBuf, true)
+		d.run = newSharedRun()
 	}
-	return d.run
+	return &d.run.outBuf
 }
 
 // ranOn counts the line just appended to the open run, and fans the run
@@ -103,22 +103,22 @@ func (d *delivery) endRun() {
 		return
 	}
 	g.mu.Lock()
-	d.fanOutLocked(g, d.run.b, d.runMsgs, d.runSkip)
+	d.fanOutLocked(g, d.run, d.runMsgs, d.runSkip)
 	g.mu.Unlock()
-	putOutBuf(d.run)
+	d.run.release()
 	d.runGroup, d.runSkip, d.run, d.runMsgs = nil, nil, nil, 0
 }
 
-// fanOutLocked queues lines, msgs formatted group messages, on every
+// fanOutLocked queues run, msgs formatted group messages, on every
 // member of g but skip; g.mu is held, and no queue lock. Holding g.mu
 // across the whole fan-out is what gives every member one order.
-func (d *delivery) fanOutLocked(g *group, lines []byte, msgs int64, skip *Session) {
+func (d *delivery) fanOutLocked(g *group, run *sharedRun, msgs int64, skip *Session) {
 	for _, m := range g.members {
 		if m == skip {
 			continue
 		}
 		m.q.mu.Lock()
-		queued, wake, urgent, tooSlow := m.q.appendBytesLocked(lines)
+		queued, wake, urgent, tooSlow := m.q.appendRunLocked(run)
 		m.q.mu.Unlock()
 		switch {
 		case urgent:

@@ -22,12 +22,16 @@ type sendQueue struct {
 	// closed mirrors closing, for reads without the lock.
 	closed atomic.Bool
 
-	mu       sync.Mutex // guards the fields below
-	out      *outBuf    // nil while nothing is queued
-	writing  bool       // a writer goroutine is running
-	finished bool       // the writer closed the connection
-	closing  bool       // no more lines; the writer ends the connection after the END
-	busy     bool       // the last queue outgrew a small buffer: start large
+	mu  sync.Mutex // guards the fields below
+	out *outBuf    // nil while nothing is queued
+	// shared, when set, is all that is queued: a run of group messages
+	// that other members' queues hold too (out is then nil). Anything
+	// queued after it copies it into out first.
+	shared   *sharedRun
+	writing  bool // a writer goroutine is running
+	finished bool // the writer closed the connection
+	closing  bool // no more lines; the writer ends the connection after the END
+	busy     bool // the last queue outgrew a small buffer: start large
 	reason   closeReason
 	drained  *sync.Cond // made on first use: a reader waits on its own writer
 	dropped  int64      // messages lost with the queue, not yet counted
@@ -57,6 +61,34 @@ func (q *sendQueue) appendRelayLocked(target, sender, text []byte) (queued, wake
 	return true, wake, q.urgentLocked(), false
 }
 
+// appendRunLocked queues a run of group messages formatted once for all
+// the members. Into an empty queue the run goes shared, not copied: the
+// writer then writes the one buffer every member's queue points at, so a
+// large group's fan-out copies nothing per member, and the bytes its
+// writers encrypt stay in the CPU's caches.
+func (q *sendQueue) appendRunLocked(run *sharedRun) (queued, wake, urgent, tooSlow bool) {
+	if !q.closing && q.shared == nil && (q.out == nil || len(q.out.b) == 0) && len(run.b) <= q.bound {
+		if q.out != nil {
+			putOutBuf(q.out)
+			q.out = nil
+		}
+		run.refs.Add(1)
+		q.shared = run
+		return true, !q.writing, q.urgentLocked(), false
+	}
+	return q.appendBytesLocked(run.b)
+}
+
+// unshareLocked copies a shared run into the queue's own buffer, so more
+// can be appended after it.
+func (q *sendQueue) unshareLocked() {
+	run := q.shared
+	q.shared = nil
+	q.out = reserve(nil, len(run.b), len(run.b) > smallOutBuf)
+	q.out.b = append(q.out.b, run.b...)
+	run.release()
+}
+
 // appendBytesLocked queues a line already formatted (a group message,
 // formatted once for all its members).
 func (q *sendQueue) appendBytesLocked(line []byte) (queued, wake, urgent, tooSlow bool) {
@@ -73,6 +105,9 @@ func (q *sendQueue) roomLocked(n int) (ok, wake, tooSlow bool) {
 	if q.closing {
 		return false, false, false
 	}
+	if q.shared != nil {
+		q.unshareLocked()
+	}
 	if q.out != nil && len(q.out.b)+n > q.bound {
 		q.closeLocked(reasonTooSlow)
 		return false, false, true
@@ -82,7 +117,7 @@ func (q *sendQueue) roomLocked(n int) (ok, wake, tooSlow bool) {
 }
 
 func (q *sendQueue) urgentLocked() bool {
-	return !q.writing && len(q.out.b) > q.bound/wakeShare
+	return !q.writing && q.sizeLocked() > q.bound/wakeShare
 }
 
 // wakeShare: a queue past 1/wakeShare of its bound wakes its writer at
@@ -91,7 +126,10 @@ const wakeShare = 4
 
 // size reports how many bytes are queued; mu is held.
 func (q *sendQueue) sizeLocked() int {
-	if q.out == nil {
+	switch {
+	case q.shared != nil:
+		return len(q.shared.b)
+	case q.out == nil:
 		return 0
 	}
 	return len(q.out.b)
@@ -102,35 +140,66 @@ func (q *sendQueue) sizeLocked() int {
 func (q *sendQueue) startWriter() bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	start := !q.writing && !q.finished && (q.out != nil || q.closing)
+	start := !q.writing && !q.finished && (q.out != nil || q.shared != nil || q.closing)
 	if start {
 		q.writing = true
 	}
 	return start
 }
 
+// taken is what the writer took from a queue: its own buffer, or a run
+// shared with other queues.
+type taken struct {
+	out *outBuf
+	run *sharedRun
+}
+
+func (t taken) bytes() []byte {
+	if t.run != nil {
+		return t.run.b
+	}
+	return t.out.b
+}
+
+func (t taken) empty() bool { return t.out == nil && t.run == nil }
+
+// done gives back what was taken once it is written (or lost).
+func (t taken) done() {
+	if t.run != nil {
+		t.run.release()
+	} else {
+		putOutBuf(t.out)
+	}
+}
+
 // take hands the writer everything queued. With nothing queued it marks
 // the writer as gone and reports whether the connection must be closed
 // (the session is closing and its END is written).
-func (q *sendQueue) take() (p *outBuf, closeConn bool) {
+func (q *sendQueue) take() (t taken, closeConn bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	p = q.out
-	q.out = nil
 	if q.drained != nil {
 		q.drained.Broadcast()
 	}
+	if q.shared != nil {
+		t.run, q.shared = q.shared, nil
+		q.busy = len(t.run.b) > smallOutBuf
+		return t, false
+	}
+	p := q.out
+	q.out = nil
 	if p != nil {
+		t.out = p
 		// What the queue held, not the buffer it was in: a queue that
 		// started large because the last one was busy must not keep
 		// the next one large for a single line (a watcher's PRESENCE
 		// every round would borrow 16 KiB a time).
 		q.busy = len(p.b) > smallOutBuf
-		return p, false
+		return t, false
 	}
 	q.writing = false
 	q.finished = q.closing
-	return nil, q.closing
+	return t, q.closing
 }
 
 // writeFailed marks the writer as gone after a failed write, drops what
@@ -139,8 +208,13 @@ func (q *sendQueue) writeFailed() (lost int64) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.writing, q.finished = false, true
+	if q.shared != nil {
+		lost = countRelays(q.shared.b)
+		q.shared.release()
+		q.shared = nil
+	}
 	if q.out != nil {
-		lost = countRelays(q.out.b)
+		lost += countRelays(q.out.b)
 		putOutBuf(q.out)
 		q.out = nil
 	}
@@ -161,9 +235,17 @@ func (q *sendQueue) closeLocked(r closeReason) bool {
 	if q.drained != nil {
 		q.drained.Broadcast()
 	}
+	if r == reasonTooSlow && q.shared != nil {
+		q.dropped += countRelays(q.shared.b)
+		q.shared.release()
+		q.shared = nil
+	}
 	if r == reasonTooSlow && q.out != nil {
 		q.dropped += countRelays(q.out.b)
 		q.out.b = q.out.b[:0]
+	}
+	if q.shared != nil {
+		q.unshareLocked() // the END goes after it
 	}
 	if reasonInfo[r].end != "" {
 		q.out = reserve(q.out, shortLine, false)
@@ -185,7 +267,7 @@ func (q *sendQueue) takeDropped() int64 {
 // is open, until the writer has taken them.
 func (q *sendQueue) waitBelow(limit int) {
 	q.mu.Lock()
-	for !q.closing && q.out != nil && len(q.out.b) > limit {
+	for !q.closing && q.sizeLocked() > limit {
 		if q.drained == nil {
 			q.drained = sync.NewCond(&q.mu)
 		}
@@ -269,5 +351,33 @@ func putOutBuf(q *outBuf) {
 		largeOutBufs.Put(q)
 	case c == smallOutBuf:
 		smallOutBufs.Put(q)
+	}
+}
+
+// sharedRun is a run of group messages formatted once, which the queues
+// of many members hold at once (appendRunLocked). Its bytes do not change
+// once it is queued anywhere; the last holder to let go returns it to its
+// pool.
+type sharedRun struct {
+	outBuf
+	refs atomic.Int32
+}
+
+var sharedRuns = sync.Pool{New: func() any { return &sharedRun{outBuf: outBuf{b: make([]byte, 0, largeOutBuf)}} }}
+
+// newSharedRun returns an empty run, held once, by its maker.
+func newSharedRun() *sharedRun {
+	r := sharedRuns.Get().(*sharedRun)
+	r.refs.Store(1)
+	return r
+}
+
+// release lets go of one hold on r.
+func (r *sharedRun) release() {
+	if r.refs.Add(-1) == 0 {
+		r.b = r.b[:0]
+		if cap(r.b) <= outBufKeep {
+			sharedRuns.Put(r)
+		}
 	}
 }

@@ -171,16 +171,17 @@ func (s *Session) writeLoop() {
 	defer s.srv.writers.Done()
 	for {
 		p, closeConn := s.q.take()
-		if p == nil {
+		if p.empty() {
 			if closeConn {
 				s.conn.Close()
 			}
 			return
 		}
-		n, err := s.write(p.b, s.q.closed.Load())
+		b := p.bytes()
+		n, err := s.write(b, s.q.closed.Load())
 		if err != nil {
-			lost := countRelays(p.b[n:])
-			putOutBuf(p)
+			lost := countRelays(b[n:])
+			p.done()
 			s.close(reasonWriteFailed)
 			lost += s.q.writeFailed()
 			if lost > 0 {
@@ -189,7 +190,7 @@ func (s *Session) writeLoop() {
 			s.conn.Close()
 			return
 		}
-		putOutBuf(p)
+		p.done()
 	}
 }
 
