@@ -165,3 +165,22 @@ func (t *Transport) Read(p []byte) (int, error) {
 
 // Close closes the socket at once.
 func (t *Transport) Close() error { return t.raw.Close() }
+
+// Finish ends the connection after everything written to it has reached
+// the peer: it ends the stream towards the peer, waits until the system
+// holds nothing more to send on it (or the peer is gone, or finishWait
+// passes), and closes. Closing a socket that holds unread input makes the
+// system answer with a reset and throw away what it had not yet sent: the
+// end of a queue and its END line, to a client that was still sending
+// when the server stopped reading it (a shutdown, a replaced session).
+func (t *Transport) Finish() error {
+	if tcp, ok := t.raw.(*net.TCPConn); ok {
+		_ = tcp.CloseWrite()
+		waitSent(tcp, finishWait)
+	}
+	return t.raw.Close()
+}
+
+// finishWait bounds how long Finish waits for written bytes to reach the
+// peer: a peer that stopped reading gets no longer.
+const finishWait = 500 * time.Millisecond

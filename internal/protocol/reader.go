@@ -37,6 +37,16 @@ type Reader struct {
 	start int     // first unread byte
 	end   int     // end of the data read
 	small bool    // the last read was small: shrink when possible
+	count int64   // bytes read since TakeCount last ran
+}
+
+// TakeCount returns how many bytes the Reader has read from its source
+// since it was last called. (Counting here, not in a wrapper of the
+// source, keeps a waiting reader's stack one call shallower.)
+func (r *Reader) TakeCount() int64 {
+	n := r.count
+	r.count = 0
+	return n
 }
 
 // NewReader returns a Reader of src that refuses lines longer than limit
@@ -75,6 +85,7 @@ func (r *Reader) Fill() error {
 	r.prepare()
 	n, err := r.src.Read(r.buf[r.end:])
 	r.end += n
+	r.count += int64(n)
 	// Through the small buffer, only a read that filled it may have left
 	// more behind: grow. One that did not was all there was (over TLS, the
 	// rest of its record), and the next read may wait for long: growing

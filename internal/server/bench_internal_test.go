@@ -39,7 +39,7 @@ func benchServer(testing.TB) *Server {
 }
 
 func benchSession(srv *Server, name string) *Session {
-	s := &Session{srv: srv, conn: &discardTransport{}, in: &countingReader{}, name: name, version: 1, delivery: delivery{stats: &srv.stats}}
+	s := &Session{srv: srv, conn: &discardTransport{}, rd: protocol.NewReader(nil, protocol.MaxLine), name: name, version: 1, delivery: delivery{stats: &srv.stats}}
 	s.q.bound = srv.cfg.MaxQueue
 	s.writer = s.writeLoop
 	srv.local.register(s)

@@ -17,7 +17,6 @@ type login struct {
 	p   *Pending
 	t   Transport
 	log *slog.Logger
-	in  *countingReader
 	rd  *protocol.Reader
 	ctx context.Context
 
@@ -44,8 +43,7 @@ func (l *login) run() *Session {
 	defer cancel()
 	l.ctx = ctx
 	l.version = 1
-	l.in = &countingReader{r: l.t}
-	l.rd = protocol.NewReader(l.in, protocol.MaxLine)
+	l.rd = protocol.NewReader(l.t, protocol.MaxLine)
 	for {
 		line, err := l.rd.ReadLine()
 		if err != nil {
@@ -190,7 +188,7 @@ func (l *login) startSession(name string) (*Session, bool) {
 	if f := s.afterVerify.Load(); f != nil {
 		(*f)(name)
 	}
-	sess := s.newSession(l.t, l.in, name, l.p.addr, l.p.remote, l.version)
+	sess := s.newSession(l.t, l.rd, name, l.p.addr, l.p.remote, l.version)
 	if !s.register(sess) {
 		// The account was removed while its password was checked.
 		s.stats.LoginsFailed.Add(1)
@@ -242,11 +240,11 @@ func (s *Server) checkLogin(ctx context.Context, addr, name string, password []b
 }
 
 // newSession makes the session of a connection whose login succeeded.
-func (s *Server) newSession(t Transport, in *countingReader, name, addr, remote string, version int) *Session {
+func (s *Server) newSession(t Transport, rd *protocol.Reader, name, addr, remote string, version int) *Session {
 	sess := &Session{
 		srv:     s,
 		conn:    t,
-		in:      in,
+		rd:      rd,
 		name:    name,
 		addr:    addr,
 		remote:  remote,

@@ -25,7 +25,7 @@ import (
 type Session struct {
 	srv     *Server
 	conn    Transport
-	in      *countingReader
+	rd      *protocol.Reader // the reader's line buffer, which counts what it read
 	name    string
 	addr    string // remote IP, the throttle's key
 	remote  string // remote address, for logs
@@ -69,18 +69,6 @@ type Session struct {
 
 // Name is the user the session is logged in as.
 func (s *Session) Name() string { return s.name }
-
-// countingReader counts the bytes a session reads.
-type countingReader struct {
-	r Transport
-	n int64
-}
-
-func (c *countingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
-	return n, err
-}
 
 // enqueue queues a server line built by appendLine and wakes the writer.
 // False means the session is closing or the line did not fit (the session
@@ -173,7 +161,7 @@ func (s *Session) writeLoop() {
 		p, closeConn := s.q.take()
 		if p.empty() {
 			if closeConn {
-				s.conn.Close()
+				finishConn(s.conn)
 			}
 			return
 		}
@@ -192,6 +180,20 @@ func (s *Session) writeLoop() {
 		}
 		p.done()
 	}
+}
+
+// finisher is a Transport that can end its connection after what was
+// written reaches the peer, even when the peer's input was left unread
+// (listen.Transport.Finish).
+type finisher interface{ Finish() error }
+
+// finishConn ends t after the session's last line: gracefully when t can.
+func finishConn(t Transport) {
+	if f, ok := t.(finisher); ok {
+		_ = f.Finish()
+		return
+	}
+	_ = t.Close()
 }
 
 // write writes b and reports how much of it was written.
@@ -385,9 +387,8 @@ func (s *Session) flushBatch() {
 		st.Forwarded.Add(s.forwarded)
 		s.forwarded = 0
 	}
-	if s.in.n > 0 {
-		st.BytesIn.Add(s.in.n)
-		s.in.n = 0
+	if n := s.rd.TakeCount(); n > 0 {
+		st.BytesIn.Add(n)
 	}
 	if cap(s.scratch) > maxKeptScratch {
 		// A long answer (WATCH, JOIN's member list) is rare; an idle
