@@ -25,8 +25,12 @@ type delivery struct {
 }
 
 // maxRun bounds the bytes of a run of group messages: a longer run is
-// fanned out and a new one begun.
-const maxRun = 64 << 10
+// fanned out and a new one begun. Half the smallest queue bound
+// (MinMaxQueue), so a run, a line longer, stays within the bound of an
+// empty queue: one run alone never takes a queue past its bound. (A
+// session's read brings at most 32 KiB, but a batch from another node of
+// a cluster can bring more.)
+const maxRun = MinMaxQueue / 2
 
 // queueRelay queues a RELAY line on t. The target's lock is kept across
 // a run of messages to the same target in one read (a sender usually
