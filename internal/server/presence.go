@@ -404,13 +404,33 @@ func appendPresenceLines(dst []byte, on bool, names []string) []byte {
 }
 
 // sessionWatch handles WATCH: the current state of the names added, and
-// FAIL for those over the limit.
+// FAIL for those over the limit. The work runs on a goroutine of its own
+// while the reader waits for it: growing the watch sets goes deeper than
+// the stack a reader waits on, and the runtime never halves a waiting
+// reader's stack again (it uses more than a quarter of it), so every
+// session that once sent WATCH would keep a doubled stack, about 34 bytes
+// per watch entry at 100 entries. A WATCH line is rare; the goroutine
+// costs a microsecond.
 func sessionWatch(s *Session, q *protocol.Query) closeReason {
+	query := *q
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		handleWatch(s, &query)
+	}()
+	<-done
+	return reasonNone
+}
+
+// handleWatch is sessionWatch's work, on its own goroutine; the reader
+// waits, so the session's reader-local state is this goroutine's until
+// it returns.
+func handleWatch(s *Session, q *protocol.Query) {
 	if s.srv.cfg.NoPresence {
 		for name, rest := protocol.NextName(q.Names); len(name) > 0; name, rest = protocol.NextName(rest) {
 			s.fail(protocol.KindWatch, name, protocol.ReasonNotEnabled)
 		}
-		return reasonNone
+		return
 	}
 	added, full := s.srv.presence.watch(s, q.Names, s.srv.cfg.MaxWatch)
 	var on, off []string
@@ -434,7 +454,6 @@ func sessionWatch(s *Session, q *protocol.Query) closeReason {
 	// Stamped after the answer is queued: a round that tells a newer
 	// state then queues it after the answer, never before.
 	s.srv.presence.stampAnswers(s, added, states)
-	return reasonNone
 }
 
 // sessionUnwatch handles UNWATCH, which has no answer.
