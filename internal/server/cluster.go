@@ -226,9 +226,7 @@ func (in *Inbound) Group(name, sender, text []byte) {
 	if g == nil {
 		return
 	}
-	run := in.groupRun(g, nil)
-	run.b = protocol.AppendRelay(run.b, []byte(g.name), sender, text)
-	in.ranOn()
+	in.queueGroup(g, nil, sender, text)
 }
 
 // Flush ends a batch: it wakes the writers of the sessions given

@@ -1,5 +1,7 @@
 package server
 
+import "github.com/messager/messager/internal/protocol"
+
 // delivery is what one reader has queued on other sessions during one
 // network read (a session's reader, or a cluster's inbound stream): the
 // target lock it keeps across a run of messages to one target, the run of
@@ -73,22 +75,16 @@ func (d *delivery) release() {
 	}
 }
 
-// groupRun returns the buffer to append a message of g to, sent by skip
-// (nil for none): the open run's, or a new run's once any run of another
-// group is fanned out. The caller appends one formatted line and counts
-// it with ranOn.
-func (d *delivery) groupRun(g *group, skip *Session) *outBuf {
+// queueGroup adds a message of g from sender, sent by skip (nil for
+// none), to the open run, or to a new run once any run of another group
+// is fanned out; a run grown to maxRun is fanned out at once.
+func (d *delivery) queueGroup(g *group, skip *Session, sender, text []byte) {
 	if d.runGroup != g || d.runSkip != skip {
 		d.endRun()
 		d.runGroup, d.runSkip = g, skip
 		d.run = newSharedRun()
 	}
-	return &d.run.outBuf
-}
-
-// ranOn counts the line just appended to the open run, and fans the run
-// out when it has grown to maxRun.
-func (d *delivery) ranOn() {
+	d.run.b = protocol.AppendRelay(d.run.b, []byte(g.name), sender, text)
 	d.runMsgs++
 	if len(d.run.b) >= maxRun {
 		d.endRun()

@@ -315,9 +315,7 @@ func sessionGroupMsg(s *Session, q *protocol.Query) closeReason {
 		s.fail(protocol.KindGroupMsg, q.Target, protocol.ReasonNotMember)
 		return reasonNone
 	}
-	run := s.groupRun(g, s)
-	run.b = protocol.AppendRelay(run.b, []byte(g.name), q.Sender, q.Text)
-	s.ranOn()
+	s.queueGroup(g, s, q.Sender, q.Text)
 	if s.srv.cfg.Cluster != nil {
 		// Other nodes are sent each message at once, in the sender's
 		// order; the members here get the run when it ends.
