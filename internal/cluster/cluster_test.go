@@ -291,11 +291,10 @@ func TestPresenceAcrossNodes(t *testing.T) {
 	_ = carol
 }
 
-func TestGroupsAcrossNodes(t *testing.T) {
-	a, b, c := startCluster(t)
-	alice := loginV2(t, a, "alice", "pw-a")
-	bob := loginV2(t, b, "bob", "pw-b")
-	carol := loginV2(t, c, "carol", "pw-c")
+// joinTeam has alice, then bob (on node b) join #team, once b knows of
+// alice's membership, and checks what each is told.
+func joinTeam(t *testing.T, b *node, alice, bob *servertest.Conn) {
+	t.Helper()
 	alice.Send("JOIN #team\r\n")
 	alice.Expect("JOIN #team alice \r\n")
 	alice.Expect("WHO #team 1 alice \r\n")
@@ -304,6 +303,14 @@ func TestGroupsAcrossNodes(t *testing.T) {
 	bob.Expect("JOIN #team bob \r\n")
 	bob.Expect("WHO #team 2 alice bob \r\n")
 	alice.Expect("JOIN #team bob \r\n")
+}
+
+func TestGroupsAcrossNodes(t *testing.T) {
+	a, b, c := startCluster(t)
+	alice := loginV2(t, a, "alice", "pw-a")
+	bob := loginV2(t, b, "bob", "pw-b")
+	carol := loginV2(t, c, "carol", "pw-c")
+	joinTeam(t, b, alice, bob)
 	servertest.WaitFor(t, "#team of 2 on c", func() bool { return c.s.Server.Groups()["#team"] == 2 })
 	carol.Send("JOIN #team\r\n")
 	carol.Expect("JOIN #team carol \r\n")
@@ -424,14 +431,7 @@ func TestHandOverAcrossNodes(t *testing.T) {
 	a, b, c := startCluster(t)
 	alice := loginV2(t, a, "alice", "pw-a")
 	bob := loginV2(t, b, "bob", "pw-b")
-	alice.Send("JOIN #team\r\n")
-	alice.Expect("JOIN #team alice \r\n")
-	alice.Expect("WHO #team 1 alice \r\n")
-	servertest.WaitFor(t, "#team on b", func() bool { return b.s.Server.Groups()["#team"] == 1 })
-	bob.Send("JOIN #team\r\n")
-	bob.Expect("JOIN #team bob \r\n")
-	bob.Expect("WHO #team 2 alice bob \r\n")
-	alice.Expect("JOIN #team bob \r\n")
+	joinTeam(t, b, alice, bob)
 	alice.Send("WATCH dave\r\n")
 	alice.Expect("PRESENCE off dave \r\n")
 
